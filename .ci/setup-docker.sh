@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Make a Docker engine, Compose and mmdebstrap available on a Debian machine, then
+# start dockerd if it is not answering. Idempotent; safe with CI=true and no stdin.
+set -euo pipefail
+
+log() { printf 'setup-docker: %s\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi
+}
+
+missing=()
+command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+# A docker client alone (e.g. a static one in /usr/local/bin) is not an engine, hence dockerd.
+if ! command -v docker-compose >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1; then
+    missing+=(docker-compose)
+fi
+command -v mmdebstrap >/dev/null 2>&1 || missing+=(mmdebstrap)
+# mmdebstrap needs these to build a rootfs as root without a signed keyring surprise.
+dpkg -s debian-archive-keyring >/dev/null 2>&1 || missing+=(debian-archive-keyring)
+command -v iptables >/dev/null 2>&1 || missing+=(iptables)
+
+if [ "${#missing[@]}" -gt 0 ]; then
+    log "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    as_root apt-get update -qq </dev/null
+    as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
+fi
+
+if docker info >/dev/null 2>&1; then
+    log "dockerd already running"
+    exit 0
+fi
+
+# No systemd in CI containers/VMs: start the daemon ourselves, detached from this shell.
+logfile=/var/log/dockerd-ci.log
+log "starting dockerd (log: $logfile)"
+as_root sh -c "nohup setsid dockerd >>'$logfile' 2>&1 </dev/null &"
+
+for _ in $(seq 1 60); do
+    if docker info >/dev/null 2>&1; then
+        log "dockerd is up"
+        exit 0
+    fi
+    sleep 1
+done
+log "dockerd did not answer within 60 s; last log lines:"
+tail -n 30 "$logfile" >&2 || true
+exit 1

@@ -1,0 +1,90 @@
+"""The two methods the tracker is measured against (see bench/run.py)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from datetime import datetime, timedelta
+from pathlib import Path
+
+METRICS = ("phase_diff", "entropy_rate", "creative_band", "risk_band")
+
+
+def _events(root: Path) -> list[dict]:
+    with open(root / "controls" / "rules_history.jsonl", encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _mean(vals: list[float]) -> float | None:
+    return sum(vals) / len(vals) if vals else None
+
+
+def _number(text: str) -> float | None:
+    try:
+        v = float(text)
+    except ValueError:
+        return None
+    return v if math.isfinite(v) else None
+
+
+def naive(root: Path, pre: float = 30, post: float = 30, guard: float = 1) -> list[dict]:
+    """The original script's method: every row into memory as an object, then for each
+    event one scan over every row."""
+    rows = []
+    with open(root / "logs" / "metrics.csv", encoding="utf-8") as f:
+        for r in csv.DictReader(f):
+            rows.append((datetime.fromisoformat(r["ts"]), [_number(r[m]) for m in METRICS]))
+    out = []
+    for ev in _events(root):
+        t0 = datetime.fromisoformat(ev["ts"])
+        a, b = t0 - timedelta(seconds=pre), t0 - timedelta(seconds=guard)
+        c, d = t0 + timedelta(seconds=guard), t0 + timedelta(seconds=post)
+        before, after = [], []
+        for t, vals in rows:
+            if a <= t <= b:
+                before.append(vals)
+            elif c <= t <= d:
+                after.append(vals)
+        res = {"rule_ts": ev["ts"], "rule": ev["rule"]}
+        for i, m in enumerate(METRICS):
+            m0 = _mean([v[i] for v in before if v[i] is not None])
+            m1 = _mean([v[i] for v in after if v[i] is not None])
+            res[m] = None if m0 is None or m1 is None else m1 - m0
+        out.append(res)
+    return out
+
+
+def _micros(pd, ts):
+    """Epoch microseconds, whatever unit this pandas version picks for parsed datetimes."""
+    t = pd.to_datetime(ts, format="ISO8601", utc=True)
+    return t.astype("datetime64[us, UTC]").astype("int64").to_numpy()
+
+
+def pandas_way(root: Path, pre: float = 30, post: float = 30, guard: float = 1) -> list[dict]:
+    """What a competent engineer writes with pandas: vectorised parse, a sorted time index,
+    searchsorted for each window."""
+    import numpy as np
+    import pandas as pd
+
+    df = pd.read_csv(root / "logs" / "metrics.csv")
+    t = _micros(pd, df["ts"])
+    order = np.argsort(t, kind="stable")
+    t = t[order]
+    vals = {m: pd.to_numeric(df[m], errors="coerce").to_numpy()[order] for m in METRICS}
+    for v in vals.values():
+        v[~np.isfinite(v)] = np.nan
+    ev = pd.DataFrame(_events(root))
+    t0 = _micros(pd, ev["ts"])
+    ns = 1_000_000
+    a = np.searchsorted(t, t0 - int(pre * ns), "left")
+    b = np.searchsorted(t, t0 - int(guard * ns), "right")
+    c = np.searchsorted(t, t0 + int(guard * ns), "left")
+    d = np.searchsorted(t, t0 + int(post * ns), "right")
+    out = []
+    for k in range(len(ev)):
+        res = {"rule_ts": ev["ts"].iloc[k], "rule": ev["rule"].iloc[k]}
+        for m in METRICS:
+            res[m] = np.nanmean(vals[m][c[k]:d[k]]) - np.nanmean(vals[m][a[k]:b[k]])
+        out.append(res)
+    return out

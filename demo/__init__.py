@@ -1,0 +1,1 @@
+"""Live demo: a simulated gateway that writes a realistic, growing data root."""

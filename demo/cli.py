@@ -1,0 +1,52 @@
+"""lumen-demo: a simulated gateway writing a live data root (on unless the root holds user data)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+from demo.live import run
+
+_OFF = {"off", "0", "false", "no"}
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    # As PID 1 in a container SIGTERM has no default action; exit so `docker stop` is quick.
+    raise SystemExit(0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="lumen-demo",
+        description=(
+            "Simulate the gateway: 5 Hz logs/metrics.csv, rule changes in "
+            "controls/rules_history.jsonl every 1-3 minutes and gateway_activation.yaml. "
+            "Stays idle if the root already holds data it did not write, "
+            "or when LUMEN_DEMO=off."
+        ),
+    )
+    parser.add_argument(
+        "--root",
+        type=Path,
+        help="data root (default: $LUMEN_ROOT, else the current directory)",
+    )
+    parser.add_argument(
+        "--seed", type=int, help="random seed (default: a fresh one, printed at start)"
+    )
+    args = parser.parse_args(argv)
+    root = args.root or Path(os.environ.get("LUMEN_ROOT") or ".")
+    # The stack can switch the demo off outright when the user has named a data directory,
+    # even an empty one that their gateway has not written to yet.
+    enabled = os.environ.get("LUMEN_DEMO", "auto").strip().lower() not in _OFF
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        return run(root, args.seed, enabled=enabled)
+    except KeyboardInterrupt:
+        return 0
+    except OSError as exc:
+        print(f"lumen-demo: cannot write the data root {root}: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,1 @@
+"""Dashboards as code: builders for the Grafana dashboards under grafana/dashboards/."""

@@ -1,0 +1,232 @@
+"""The Pipeline health dashboard: is every stage from metrics.csv to Prometheus working?"""
+
+from grafana_foundation_sdk.builders import common as cb
+from grafana_foundation_sdk.models import common as cm
+from grafana_foundation_sdk.models import dashboard as model
+
+from grafana.common import (
+    EXPORTER_JOB,
+    NEUTRAL,
+    RuleChangeAnnotation,
+    base,
+    override,
+    query,
+    thresholds,
+    value_text,
+    window_variables,
+)
+from grafana.layout import Layout, finish
+from grafana.panels import stat_panel, table_panel, timeseries_panel
+
+UID = "lumen-pipeline"
+
+UP = f'up{{job="{EXPORTER_JOB}"}}'
+READABLE = value_text({"1": ("readable", "green"), "0": ("unreadable", "red")})
+# Same thresholds as the alerts in prometheus/rules/pipeline.yml, so a red panel and a
+# firing alert mean the same thing.
+METRICS_AGE = thresholds((None, "green"), (5, "yellow"), (30, "red"))
+OVERDUE = thresholds((None, "green"), (1, "yellow"), (30, "red"))
+
+
+def _status(layout: Layout) -> None:
+    layout.add(
+        stat_panel(
+            "Exporter scrape",
+            f"Prometheus' last scrape of the exporter ({UP}).",
+            [query(UP, legend="{{instance}}", instant=True)],
+            mappings=[value_text({"1": ("up", "green"), "0": ("down", "red")})],
+            steps=thresholds((None, NEUTRAL)),
+            no_value="not scraped",
+            colour=cm.BigValueColorMode.BACKGROUND,
+            text=cm.BigValueTextMode.VALUE,
+        ),
+        w=4,
+        h=4,
+    )
+    layout.add(
+        stat_panel(
+            "Newest sample age",
+            "Seconds since the newest row of logs/metrics.csv (5 Hz when healthy). "
+            "LumenMetricsStale fires above 30 s.",
+            [query("lumen:metrics_age_seconds", instant=True)],
+            unit="s",
+            decimals=1,
+            steps=METRICS_AGE,
+            no_value="no samples",
+        ),
+        w=5,
+        h=4,
+    )
+    layout.add(
+        stat_panel(
+            "Events pending",
+            "Rule changes whose effect is not written yet (post window ${post_s} s).",
+            [query("lumen_rule_events_pending", instant=True)],
+            decimals=0,
+            steps=thresholds((None, NEUTRAL), (1, "blue")),
+        ),
+        w=5,
+        h=4,
+    )
+    layout.add(
+        stat_panel(
+            "Oldest pending, past its window",
+            "How long the oldest pending change has waited beyond its post window "
+            "(${post_s} s); at or below 0 the tracker is on time. LumenTrackerStalled "
+            "fires above 30 s.",
+            [query("lumen:rule_oldest_pending_overdue_seconds", instant=True)],
+            unit="s",
+            decimals=0,
+            steps=OVERDUE,
+            no_value="nothing pending",
+        ),
+        w=5,
+        h=4,
+    )
+    layout.add(
+        stat_panel(
+            "Bad input lines in range",
+            "Lines the exporter could not parse, over the dashboard's time range, all files "
+            "together (per file below).",
+            [query("sum(increase(lumen_input_parse_errors_total[$__range]))", instant=True)],
+            decimals=0,
+            steps=thresholds((None, "green"), (1, "orange")),
+        ),
+        w=5,
+        h=4,
+    )
+    layout.add(
+        stat_panel(
+            "Inputs",
+            "Whether the exporter can read each input file of the data root; the gauges "
+            "built from an unreadable file are absent, never 0.",
+            [query("lumen_input_readable", legend="{{file}}", instant=True)],
+            mappings=[READABLE],
+            steps=thresholds((None, NEUTRAL)),
+            colour=cm.BigValueColorMode.BACKGROUND,
+            text=cm.BigValueTextMode.VALUE_AND_NAME,
+        ),
+        w=24,
+        h=4,
+    )
+
+
+def _trends(layout: Layout) -> None:
+    layout.row("Over time")
+    layout.add(
+        timeseries_panel(
+            "Newest sample age",
+            "Seconds since the newest row of logs/metrics.csv; the red line is the "
+            "LumenMetricsStale threshold.",
+            [query("lumen:metrics_age_seconds", legend="age")],
+            unit="s",
+            decimals=1,
+            calcs=("lastNotNull", "max"),
+        )
+        .thresholds(METRICS_AGE)
+        .thresholds_style(cb.GraphThresholdsStyleConfig().mode(cm.GraphThresholdsStyleMode.DASHED)),
+        w=12,
+        h=8,
+    )
+    overdue = "oldest pending: past its window"
+    layout.add(
+        timeseries_panel(
+            "Pending events",
+            "Events waiting for their effect (left axis) and how far the oldest is past its "
+            "post window (right axis, seconds).",
+            [
+                query("lumen_rule_events_pending", "A", legend="pending events"),
+                query("lumen:rule_oldest_pending_overdue_seconds", "B", legend=overdue),
+            ],
+            decimals=0,
+            calcs=("lastNotNull", "max"),
+        ).overrides([override(overdue, unit="s", custom__axisPlacement="right")]),
+        w=12,
+        h=8,
+    )
+    layout.add(
+        timeseries_panel(
+            "Bad input lines per file",
+            "Lines the exporter could not parse, per file and interval.",
+            [
+                query(
+                    "sum by (file) (increase(lumen_input_parse_errors_total[$__rate_interval]))",
+                    legend="{{file}}",
+                )
+            ],
+            decimals=0,
+            calcs=("sum",),
+        ).draw_style(cm.GraphDrawStyle.BARS),
+        w=12,
+        h=8,
+    )
+    layout.add(
+        timeseries_panel(
+            "Rule events seen and effects written",
+            "Distinct rule events in controls/rules_history.jsonl and rows in "
+            "logs/rules_effects.csv; the gap is the pending events.",
+            [
+                query("lumen_rule_events_total", "A", legend="events seen"),
+                query("lumen_rule_effects_written_total", "B", legend="effects written"),
+            ],
+            decimals=0,
+            calcs=("lastNotNull",),
+        ),
+        w=12,
+        h=8,
+    )
+    layout.add(
+        timeseries_panel(
+            "Exporter collection time",
+            "How long the exporter took to read the data root for the last scrape.",
+            [query("lumen_exporter_collect_duration_seconds", legend="{{instance}}")],
+            unit="s",
+            calcs=("lastNotNull", "max"),
+        ),
+        w=12,
+        h=8,
+    )
+    layout.add(
+        table_panel(
+            "Firing Lumen alerts",
+            "Alerts from prometheus/rules that are firing now.",
+            [
+                query(
+                    'ALERTS{alertname=~"Lumen.*", alertstate="firing"}',
+                    instant=True,
+                    table=True,
+                )
+            ],
+            organize={
+                "excludeByName": {
+                    "Time": True,
+                    "Value": True,
+                    "__name__": True,
+                    "alertstate": True,
+                },
+                "indexByName": {"alertname": 0, "severity": 1},
+                "renameByName": {},
+            },
+            overrides=[],
+            sort_by="alertname",
+            descending=False,
+        ),
+        w=12,
+        h=8,
+    )
+
+
+def build() -> model.Dashboard:
+    """The Pipeline health dashboard model."""
+    board = base(
+        UID,
+        "Lumen · Pipeline health",
+        "Staleness of the metrics, parse errors, pending events and the exporter's scrape "
+        "status: when these are fine, the effect dashboards can be trusted.",
+    ).annotation(RuleChangeAnnotation())
+    for variable in window_variables():
+        board = board.with_variable(variable)
+    layout = Layout()
+    _status(layout)
+    _trends(layout)
+    return finish(board, layout)

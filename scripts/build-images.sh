@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Air-gapped build: every image of the stack except Grafana, from Debian packages alone
+# (no container registry). mmdebstrap makes the root filesystems, `docker import` turns them
+# into images:
+#   lumen-airgap/debian-python:bookworm   python3 + the project's libraries (LUMEN_PYTHON_IMAGE)
+#   lumen/rules-resonance-tracker:local   the project image (Dockerfile) on top of it
+#   lumen-airgap/prometheus:<version>     Debian's prometheus package (LUMEN_PROMETHEUS_IMAGE)
+# The variables for compose are written to build/airgap.env and printed at the end.
+#
+# Settings (environment): LUMEN_DEBIAN_MIRROR, LUMEN_DEBIAN_SECURITY_MIRROR (a local mirror
+# for a truly offline machine), LUMEN_AIRGAP_REBUILD=1 to rebuild bases that already exist.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+SUITE=bookworm
+MIRROR=${LUMEN_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+SECURITY_MIRROR=${LUMEN_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
+PYTHON_BASE=lumen-airgap/debian-python:$SUITE
+PROJECT_IMAGE=lumen/rules-resonance-tracker:local
+PROMETHEUS_REPO=lumen-airgap/prometheus
+ENV_FILE=build/airgap.env
+
+log() { printf 'build-images: %s\n' "$*" >&2; }
+
+for tool in mmdebstrap docker; do
+    command -v "$tool" >/dev/null 2>&1 || { log "$tool is missing (see .ci/setup-docker.sh)"; exit 1; }
+done
+
+workdir=$(mktemp -d)
+trap 'rm -rf "$workdir"' EXIT
+
+sources=(
+    "deb $MIRROR $SUITE main"
+    "deb $MIRROR $SUITE-updates main"
+    "deb $SECURITY_MIRROR $SUITE-security main"
+)
+# Small images: no recommended packages, no docs, man pages or translations.
+slim=(
+    --aptopt='APT::Install-Recommends "false"'
+    --dpkgopt='path-exclude=/usr/share/doc/*'
+    --dpkgopt='path-exclude=/usr/share/man/*'
+    --dpkgopt='path-exclude=/usr/share/locale/*'
+)
+
+image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
+
+rootfs() {  # rootfs OUT.tar VARIANT PACKAGES [extra mmdebstrap options...]
+    local out=$1 variant=$2 packages=$3
+    shift 3
+    # stdin from /dev/null: without a terminal mmdebstrap would read sources from stdin.
+    mmdebstrap --quiet --variant="$variant" --include="$packages" "${slim[@]}" "$@" \
+        "$SUITE" "$out" "${sources[@]}" </dev/null
+}
+
+start=$(date +%s)
+
+if [ "${LUMEN_AIRGAP_REBUILD:-0}" = 1 ] || ! image_exists "$PYTHON_BASE"; then
+    log "python base $PYTHON_BASE (mmdebstrap)"
+    # apt stays in (variant apt) so that the Dockerfile can be built on it like on any
+    # Debian image; the libraries are preinstalled so that it needs no mirror.
+    rootfs "$workdir/python.tar" apt \
+        python3,python3-prometheus-client,python3-dateutil,python3-yaml,python3-numpy
+    docker import \
+        --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+        --change 'CMD ["/bin/bash"]' \
+        "$workdir/python.tar" "$PYTHON_BASE" >/dev/null
+    rm -f "$workdir/python.tar"
+else
+    log "python base $PYTHON_BASE exists (LUMEN_AIRGAP_REBUILD=1 to remake it)"
+fi
+
+log "project image $PROJECT_IMAGE (Dockerfile on $PYTHON_BASE)"
+docker build --quiet --build-arg "PYTHON_IMAGE=$PYTHON_BASE" -t "$PROJECT_IMAGE" . >/dev/null
+
+existing_prometheus=$(docker image ls --format '{{.Repository}}:{{.Tag}}' "$PROMETHEUS_REPO" | head -n 1)
+if [ "${LUMEN_AIRGAP_REBUILD:-0}" = 1 ] || [ -z "$existing_prometheus" ]; then
+    log "prometheus image (Debian's prometheus package, mmdebstrap)"
+    # /prometheus belongs to nobody (65534) like in the official image, so one named volume
+    # works with both; wget is there for the compose healthcheck (busybox has it upstream).
+    rootfs "$workdir/prometheus.tar" essential prometheus,wget \
+        --customize-hook='mkdir -p "$1/prometheus" && chown 65534:65534 "$1/prometheus"' \
+        --customize-hook='chroot "$1" dpkg-query -W -f="\${Version}" prometheus > "$1/etc/prometheus-debian-version"'
+    # The Debian version (e.g. 2.42.0+ds-5+deb12u1) without epoch or Debian suffix names the tag.
+    version=$(tar -xOf "$workdir/prometheus.tar" ./etc/prometheus-debian-version | sed -e 's/^[0-9]*://' -e 's/[+~-].*//')
+    [ -n "$version" ] || { log "could not read the prometheus version"; exit 1; }
+    prometheus_image=$PROMETHEUS_REPO:$version
+    # Same entrypoint, user, workdir and data path as prom/prometheus.
+    docker import \
+        --change 'USER 65534:65534' \
+        --change 'WORKDIR /prometheus' \
+        --change 'EXPOSE 9090' \
+        --change 'VOLUME ["/prometheus"]' \
+        --change 'ENTRYPOINT ["/bin/prometheus"]' \
+        --change 'CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]' \
+        "$workdir/prometheus.tar" "$prometheus_image" >/dev/null
+    rm -f "$workdir/prometheus.tar"
+else
+    prometheus_image=$existing_prometheus
+    log "prometheus image $prometheus_image exists (LUMEN_AIRGAP_REBUILD=1 to remake it)"
+fi
+
+mkdir -p "$(dirname "$ENV_FILE")"
+cat >"$ENV_FILE" <<EOF
+LUMEN_PYTHON_IMAGE=$PYTHON_BASE
+LUMEN_PROMETHEUS_IMAGE=$prometheus_image
+EOF
+
+log "done in $(( $(date +%s) - start )) s; images:"
+docker image ls --format '{{.Repository}}:{{.Tag}}  {{.Size}}' \
+    | grep -E "^($PYTHON_BASE|$PROJECT_IMAGE|$PROMETHEUS_REPO:)" | sed 's/^/    /' >&2 || true
+cat >&2 <<EOF
+build-images: compose uses these images through two variables, written to $ENV_FILE:
+$(sed 's/^/    /' "$ENV_FILE")
+  add them to .env (cat $ENV_FILE >> .env) or export them, then, with no Grafana image:
+    docker compose up -d --build demo tracker exporter prometheus
+EOF

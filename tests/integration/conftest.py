@@ -1,0 +1,332 @@
+"""Start the stack from compose.yaml, exactly as users run it, on a fixture data root.
+
+Only environment variables differ from a user's run: the data root (a bind-mounted temp
+directory fed at 5 Hz by a thread of this process), free ports on 127.0.0.1, short effect
+windows, a throwaway Grafana password, and the images where the defaults are not on this
+machine but the air-gapped ones (scripts/build-images.sh) are. pytest-docker runs compose;
+`down -v` removes containers and volumes at the end, also after a failed start or test.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from pytest_docker.plugin import DockerComposeExecutor, Services
+
+from .feed import Change, Gateway
+
+REPO = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = REPO / "compose.yaml"
+AIRGAP_ENV = REPO / "build" / "airgap.env"
+IMAGE_UID = 10001  # the image's user (Dockerfile), owner of the data root in the tests
+PRE_S, POST_S, GUARD_S = 5, 5, 1
+CORE_SERVICES = ["demo", "tracker", "exporter", "prometheus"]
+START_TIMEOUT_S = 300
+# Why the Grafana checks were skipped, repeated at the end of the run.
+_grafana_skipped: list[str] = []
+
+
+def _run(*cmd: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def _image_present(image: str) -> bool:
+    return _run("docker", "image", "inspect", image).returncode == 0
+
+
+def _compose_defaults() -> dict[str, str]:
+    """The ${LUMEN_*_IMAGE:-default} values written in compose.yaml."""
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    return dict(re.findall(r"\$\{(LUMEN_\w+_IMAGE):-([^}]+)\}", text))
+
+
+def _airgap_images() -> dict[str, str]:
+    if not AIRGAP_ENV.exists():
+        return {}
+    pairs = (line.split("=", 1) for line in AIRGAP_ENV.read_text().splitlines() if "=" in line)
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _docker_available() -> bool:
+    return shutil.which("docker") is not None and _run("docker", "info").returncode == 0
+
+
+def _compose_command() -> str:
+    if _run("docker", "compose", "version").returncode == 0:
+        return "docker compose"
+    if shutil.which("docker-compose"):
+        return "docker-compose"
+    pytest.fail("neither `docker compose` nor `docker-compose` is installed")
+
+
+@dataclass
+class Stack:
+    root: Path
+    gateway: Gateway
+    prometheus_url: str
+    exporter_url: str
+    grafana_url: str | None  # None: no Grafana image here, Grafana not started
+    grafana_skip_reason: str
+    grafana_auth: tuple[str, str]
+    started_at: float
+    history_change: Change
+
+
+@dataclass
+class FixtureRoot:
+    root: Path
+    gateway: Gateway
+    history_change: Change
+
+
+@pytest.fixture(scope="session")
+def compose_env() -> Iterator[dict[str, str]]:
+    """Environment for compose (set in os.environ, which pytest-docker's shell inherits)."""
+    if not _docker_available():
+        if os.environ.get("CI"):
+            pytest.fail("CI: the docker engine is not reachable (run .ci/setup-docker.sh)")
+        pytest.skip("no docker engine reachable (.ci/setup-docker.sh starts one)")
+
+    env = {
+        "LUMEN_BIND_ADDRESS": "127.0.0.1",
+        "LUMEN_EXPORTER_PORT": str(_free_port()),
+        "LUMEN_PROMETHEUS_PORT": str(_free_port()),
+        "LUMEN_GRAFANA_PORT": str(_free_port()),
+        "LUMEN_EFFECT_PRE_S": str(PRE_S),
+        "LUMEN_EFFECT_POST_S": str(POST_S),
+        "LUMEN_EFFECT_GUARD_S": str(GUARD_S),
+        "LUMEN_GRAFANA_ADMIN_USER": "admin",
+        "LUMEN_GRAFANA_ADMIN_PASSWORD": "it-" + os.urandom(12).hex(),
+    }
+    if os.getuid() != 0:
+        # Not root: the containers run as this user, who owns the fixture root.
+        env["LUMEN_UID"], env["LUMEN_GID"] = str(os.getuid()), str(os.getgid())
+    else:
+        env["LUMEN_UID"] = env["LUMEN_GID"] = str(IMAGE_UID)
+
+    # Images: what the user set wins; else the compose default if it is here; else the
+    # air-gapped image if it is here; else compose pulls the default.
+    airgap = _airgap_images()
+    for var, default in _compose_defaults().items():
+        if os.environ.get(var) or _image_present(default):
+            continue
+        if airgap.get(var) and _image_present(airgap[var]):
+            env[var] = airgap[var]
+
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield env
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def grafana_image(compose_env: dict[str, str]) -> tuple[str | None, str]:
+    """(image, "") when a Grafana image is here or can be pulled, else (None, why not)."""
+    image = os.environ.get("LUMEN_GRAFANA_IMAGE") or _compose_defaults()["LUMEN_GRAFANA_IMAGE"]
+    if _image_present(image):
+        return image, ""
+    pulled = _run("docker", "pull", image, timeout=900)
+    if pulled.returncode == 0:
+        return image, ""
+    why = (pulled.stderr or pulled.stdout).strip().splitlines()[-1:] or ["no output"]
+    reason = f"no Grafana image {image} on this machine and `docker pull` failed: {why[0]}"
+    _grafana_skipped.append(reason)
+    return None, reason
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    for reason in _grafana_skipped:
+        terminalreporter.write_line(f"integration: Grafana checks skipped: {reason}")
+
+
+@pytest.fixture(scope="session")
+def fixture_root(tmp_path_factory: pytest.TempPathFactory, compose_env) -> Iterator[FixtureRoot]:
+    """A data root with 2 minutes of history and one earlier rule change, fed live."""
+    root = tmp_path_factory.mktemp("lumen-root")
+    now_s = int(time.time())
+    start_ms = (now_s - 120) * 1000
+    gateway = Gateway(root, start_ms, (0.30, 0.50, 0.22, 0.10))
+    # An earlier change showing the guide's warning pattern (phase_diff, entropy_rate and
+    # risk_band up), complete from the start: its windows lie inside the history.
+    history_change = Change(now_s - 60, "Lubit", "creative_min", 0.22, 0.24,
+                            (0.34, 0.56, 0.21, 0.12))
+    gateway.record(history_change)
+    gateway.write_until(now_s * 1000)
+    if os.getuid() == 0:
+        for path in [root, *root.rglob("*")]:
+            os.chown(path, IMAGE_UID, IMAGE_UID)
+    gateway.start(time.time)
+    try:
+        yield FixtureRoot(root, gateway, history_change)
+    finally:
+        gateway.stop()
+
+
+# pytest-docker's fixtures, pointed at the project's compose.yaml.
+@pytest.fixture(scope="session")
+def docker_compose_command(compose_env) -> str:
+    return _compose_command()
+
+
+@pytest.fixture(scope="session")
+def docker_compose_file() -> list[str]:
+    return [str(COMPOSE_FILE)]
+
+
+@pytest.fixture(scope="session")
+def docker_compose_project_name(compose_env, fixture_root) -> str:
+    # Depends on compose_env so that `down` still has the variables compose.yaml needs.
+    return f"lumenit{os.getpid()}"
+
+
+@pytest.fixture(scope="session")
+def docker_setup() -> list[str]:
+    # Started by the `stack` fixture instead, so a failed start is also cleaned up.
+    return []
+
+
+@pytest.fixture(scope="session")
+def docker_cleanup() -> list[str]:
+    return ["down -v --remove-orphans --timeout 5"]
+
+
+def _health(compose: DockerComposeExecutor) -> dict[str, str]:
+    ids = compose.execute("ps -q").decode().split()
+    states = {}
+    for cid in ids:
+        out = _run("docker", "inspect", "-f",
+                   "{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}"
+                   "{{else}}none{{end}}", cid).stdout.split()
+        if len(out) == 3:
+            states[out[0].lstrip("/")] = out[2] if out[1] == "running" else out[1]
+    return states
+
+
+def _dump_logs(compose: DockerComposeExecutor) -> str:
+    try:
+        return compose.execute("logs --no-color --tail 60").decode(errors="replace")
+    except Exception as e:  # the logs only help explain another failure
+        return f"(no logs: {e})"
+
+
+@pytest.fixture(scope="session")
+def stack(
+    docker_services: Services,
+    docker_compose_command: str,
+    docker_compose_file: list[str],
+    docker_compose_project_name: str,
+    compose_env: dict[str, str],
+    fixture_root: FixtureRoot,
+    docker_ip: str,
+    grafana_image: tuple[str | None, str],
+) -> Stack:
+    """The running stack, every service healthy."""
+    compose = DockerComposeExecutor(
+        docker_compose_command, docker_compose_file, docker_compose_project_name
+    )
+    image, skip_reason = grafana_image
+    services = CORE_SERVICES + (["grafana"] if image else [])
+    started_at = time.time()
+    compose.execute("up --build -d " + " ".join(services))
+
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        states = _health(compose)
+        if len(states) == len(services) and all(s == "healthy" for s in states.values()):
+            break
+        if any(s in ("unhealthy", "exited", "dead") for s in states.values()):
+            pytest.fail(f"stack failed to start: {states}\n" + _dump_logs(compose))
+        if time.monotonic() > deadline:
+            pytest.fail(f"stack not healthy after {START_TIMEOUT_S} s: {states}\n"
+                        + _dump_logs(compose))
+        time.sleep(2)
+
+    def url(service: str, port: int) -> str:
+        return f"http://{docker_ip}:{docker_services.port_for(service, port)}"
+
+    return Stack(
+        root=fixture_root.root,
+        gateway=fixture_root.gateway,
+        prometheus_url=url("prometheus", 9090),
+        exporter_url=url("exporter", 9108),
+        grafana_url=url("grafana", 3000) if image else None,
+        grafana_skip_reason=skip_reason,
+        grafana_auth=("admin", compose_env["LUMEN_GRAFANA_ADMIN_PASSWORD"]),
+        started_at=started_at,
+        history_change=fixture_root.history_change,
+    )
+
+
+def http_json(url: str, data: dict | None = None, auth: tuple[str, str] | None = None,
+              timeout: float = 10) -> tuple[int, object]:
+    """GET (or POST JSON) and decode the answer; (status, body) also for HTTP errors."""
+    body = json.dumps(data).encode() if data is not None else None
+    req = urllib.request.Request(url, data=body, method="POST" if body else "GET")
+    req.add_header("Accept", "application/json")
+    if body:
+        req.add_header("Content-Type", "application/json")
+    if auth:
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        req.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as e:
+        raw = e.read()
+        try:
+            return e.code, json.loads(raw)
+        except ValueError:
+            return e.code, raw.decode(errors="replace")
+
+
+def prom_query(stack: Stack, expr: str, start: float | None = None, end: float | None = None,
+               step: float = 2) -> list[dict]:
+    """Instant query (no start) or range query; the result list."""
+    if start is None:
+        params = {"query": expr}
+        path = "/api/v1/query"
+    else:
+        params = {"query": expr, "start": f"{start:.3f}", "end": f"{(end or time.time()):.3f}",
+                  "step": str(step)}
+        path = "/api/v1/query_range"
+    status, body = http_json(stack.prometheus_url + path + "?" + urllib.parse.urlencode(params))
+    assert status == 200 and body["status"] == "success", f"{expr!r}: {status} {body}"
+    return body["data"]["result"]
+
+
+def wait_for(check, timeout: float, pause: float = 1.0, what: str = "condition"):
+    """Poll check() until it returns something truthy; that value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(pause)

@@ -1,0 +1,239 @@
+"""Bad input: a clear `file:line: reason` once, no crash, no good event lost."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.rootdata import (
+    HEADER,
+    effects,
+    event,
+    sample_rows,
+    ts,
+    write_history,
+    write_metrics,
+)
+from tracker.report import Reporter
+from tracker.run import run_once
+from tracker.settings import resolve
+
+
+def run(root):
+    out = io.StringIO()
+    summary = run_once(resolve(str(root), env={}), Reporter(out))
+    return summary, out.getvalue()
+
+
+def good_metrics(root, **kw):
+    return write_metrics(root, sample_rows(-30, 31), **kw)
+
+
+def messages(log: str, file: str) -> list[tuple[int, str]]:
+    return [(int(m.group(1)), m.group(2)) for m in
+            re.finditer(rf"{re.escape(file)}:(\d+): (.*)", log)]
+
+
+HIST = "controls/rules_history.jsonl"
+METRICS = "logs/metrics.csv"
+
+
+@pytest.mark.parametrize("line, reason", [
+    ('{"ts": "2025-10-23T13:10:00+09:00", "actor": "x", ', "malformed JSON"),
+    ('{"actor": "x", "rule": "r", "old": 1, "new": 2}', "missing ts"),
+    ('{"ts": "yesterday", "actor": "x", "rule": "r", "old": 1, "new": 2}', "invalid ts"),
+    ('{"ts": "2025-13-45T99:00:00+09:00", "rule": "r", "old": 1, "new": 2}', "invalid ts"),
+    ('["not", "an", "object"]', "not a JSON object"),
+    ('{"ts": "2025-10-23T13:10:00+09:00", "actor": "x", "old": 1, "new": 2}', "missing rule"),
+])
+def test_bad_history_line_is_reported_once_and_others_kept(tmp_path, line, reason):
+    good_metrics(tmp_path)
+    write_history(tmp_path, [event(0)], raw_lines=[line, json.dumps(event(0, rule="b"))])
+    summary, log = run(tmp_path)
+    assert [r["rule"] for r in effects(tmp_path)] == ["creative_min", "b"]
+    (msg,) = messages(log, HIST)
+    assert msg[0] == 2 and reason in msg[1]
+    assert summary.bad_lines == 1
+    _, log2 = run(tmp_path)  # a second run reports again (new process) but writes nothing
+    assert len(effects(tmp_path)) == 2
+
+
+def test_string_old_new_are_allowed_and_missing_ones_kept_empty(tmp_path):
+    good_metrics(tmp_path)
+    write_history(tmp_path, [event(0, old="low", new="high"),
+                             {k: v for k, v in event(0, rule="r2").items() if k != "old"},
+                             event(0, rule="r3", old=None, new=[1])])
+    _, log = run(tmp_path)
+    rows = {r["rule"]: r for r in effects(tmp_path)}
+    assert (rows["creative_min"]["old"], rows["creative_min"]["new"]) == ("low", "high")
+    assert rows["r2"]["old"] == "" and rows["r2"]["new"] == "0.24"
+    assert rows["r3"]["old"] == "" and rows["r3"]["new"] == ""
+    msgs = messages(log, HIST)
+    assert (2, "old missing; kept with an empty old") in msgs
+    assert (3, "new not a number or string; kept with an empty new") in msgs
+
+
+def test_unknown_extra_fields_are_ignored(tmp_path):
+    good_metrics(tmp_path)
+    write_history(tmp_path, [event(0, ticket="OPS-1", nested={"a": 1}, note="n")])
+    _, log = run(tmp_path)
+    assert len(effects(tmp_path)) == 1 and log == ""
+
+
+def test_history_bom_crlf_and_non_utf8(tmp_path):
+    good_metrics(tmp_path)
+    p = tmp_path / "controls" / "rules_history.jsonl"
+    p.parent.mkdir(parents=True)
+    lines = [json.dumps(event(0)).encode(), b'{"ts": "\xff\xfe", "rule": "x"}',
+             json.dumps(event(0, rule="r2")).encode()]
+    p.write_bytes(b"\xef\xbb\xbf" + b"\r\n".join(lines) + b"\r\n")
+    _, log = run(tmp_path)
+    assert [r["rule"] for r in effects(tmp_path)] == ["creative_min", "r2"]
+    assert messages(log, HIST) == [(2, "not valid UTF-8 (byte 8); line skipped")]
+
+
+def test_metrics_bom_and_crlf(tmp_path):
+    write_metrics(tmp_path, sample_rows(-30, 31), header="\ufeff" + HEADER, newline="\r\n")
+    write_history(tmp_path, [event(0)])
+    _, log = run(tmp_path)
+    (row,) = effects(tmp_path)
+    assert row["n_pre_phase"] == "146" and log == ""
+
+
+def test_metrics_non_utf8_bytes_name_the_line(tmp_path):
+    p = good_metrics(tmp_path)
+    data = p.read_bytes().split(b"\n")
+    data[10] = data[10][:-3] + b"\xff\xfe"  # line 11, in the pre window: risk_band mangled
+    p.write_bytes(b"\n".join(data))
+    write_history(tmp_path, [event(0)])
+    _, log = run(tmp_path)
+    (row,) = effects(tmp_path)
+    assert row["n_pre_risk"] == "145" and row["n_pre_phase"] == "146"
+    (msg,) = messages(log, METRICS)
+    assert msg[0] == 11 and "risk_band" in msg[1] and "not a number" in msg[1]
+
+
+def test_missing_required_column_exits_nonzero_naming_the_fix(tmp_path):
+    write_metrics(tmp_path, [r.rsplit(",", 1)[0] for r in sample_rows(-30, 31)],
+                  header="ts,phase_diff,entropy_rate,creative_band")
+    write_history(tmp_path, [event(0)])
+    p = subprocess.run([sys.executable, "-m", "tracker", "--root", str(tmp_path)],
+                       capture_output=True, text=True)
+    assert p.returncode == 1
+    assert "metrics.csv:1: header lacks column(s) risk_band" in p.stderr
+    assert "the first line must name ts" in p.stderr
+    assert effects(tmp_path) == []
+
+
+def test_rows_with_missing_or_extra_fields_are_reported(tmp_path):
+    rows = sample_rows(-30, 31)
+    rows[3] = rows[3].rsplit(",", 1)[0]  # a field short
+    rows[5] = rows[5] + ",9"  # a field too many
+    write_metrics(tmp_path, rows)
+    write_history(tmp_path, [event(0)])
+    _, log = run(tmp_path)
+    (row,) = effects(tmp_path)
+    assert row["n_pre_phase"] == "144"
+    msgs = messages(log, METRICS)
+    assert [m[0] for m in msgs] == [5, 7]
+    assert "4 fields, header has 5" in msgs[0][1] and "6 fields" in msgs[1][1]
+
+
+def test_unsorted_and_duplicate_rows(tmp_path):
+    rows = sample_rows(-30, 31, value=lambda t: (t, 0, 0, 0))
+    rows[20], rows[21] = rows[21], rows[20]  # swapped pair
+    rows.insert(40, rows[39])  # a retried line
+    write_metrics(tmp_path, rows)
+    write_history(tmp_path, [event(0)])
+    _, log = run(tmp_path)
+    (row,) = effects(tmp_path)
+    assert row["n_pre_phase"] == "146"  # every sample once, the duplicate not twice
+    pre = [-30 + k / 5 for k in range(146)]
+    assert float(row["pre_phase"]) == pytest.approx(sum(pre) / 146, abs=1e-12)
+    msgs = messages(log, METRICS)
+    assert (23, "timestamp earlier than the row before; placed by its time") in msgs
+    assert (42, "duplicate of an earlier row; counted once") in msgs
+
+
+def test_half_written_last_line_is_left_for_later(tmp_path):
+    rows = sample_rows(-30, 29.8)
+    p = write_metrics(tmp_path, rows, tail=f"{ts(30)},1,1")  # the writer is mid-line
+    write_history(tmp_path, [event(0)])
+    summary, log = run(tmp_path)
+    assert summary.pending == 1 and log == ""
+    with open(p, "a") as f:
+        f.write(",1,1\n")
+    summary, _ = run(tmp_path)
+    assert summary.written == 1
+
+
+@pytest.mark.parametrize("content", [b"", HEADER.encode(), (HEADER + "\n").encode()])
+def test_empty_or_header_only_metrics(tmp_path, content):
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "metrics.csv").write_bytes(content)
+    write_history(tmp_path, [event(0)])
+    summary, _ = run(tmp_path)
+    assert summary.pending == 1 and summary.written == 0
+
+
+def test_missing_files_exit_zero_with_a_message(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "tracker", "--root", str(tmp_path)],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert "rules_history.jsonl: not found" in p.stderr
+    assert "metrics.csv: not found" in p.stderr
+    assert p.stdout.strip() == "written 0, pending 0, skipped lines 0 (unreliable 0, " \
+                               "confounded 0)"
+    write_history(tmp_path, [event(0)])
+    p = subprocess.run([sys.executable, "-m", "tracker", "--root", str(tmp_path)],
+                       capture_output=True, text=True)
+    assert p.returncode == 0 and "pending 1" in p.stdout
+
+
+def test_bad_window_settings_exit_2(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "tracker", "--root", str(tmp_path),
+                        "--guard", "40"], capture_output=True, text=True)
+    assert p.returncode == 2 and "guard must be" in p.stderr
+    p = subprocess.run([sys.executable, "-m", "tracker", "--root", str(tmp_path)],
+                       capture_output=True, text=True,
+                       env={"LUMEN_EFFECT_PRE_S": "abc", "PATH": "/usr/bin"})
+    assert p.returncode == 2 and "LUMEN_EFFECT_PRE_S='abc'" in p.stderr
+
+
+def test_foreign_effects_header_exits_nonzero(tmp_path):
+    good_metrics(tmp_path)
+    write_history(tmp_path, [event(0)])
+    (tmp_path / "logs" / "rules_effects.csv").write_text("a,b,c\n1,2,3\n")
+    p = subprocess.run([sys.executable, "-m", "tracker", "--root", str(tmp_path)],
+                       capture_output=True, text=True)
+    assert p.returncode == 1 and "move the file aside" in p.stderr
+
+
+def test_original_19_column_file_keeps_its_shape(tmp_path):
+    from tracker.store import COLUMNS
+
+    good_metrics(tmp_path)
+    write_history(tmp_path, [event(0)])
+    (tmp_path / "logs" / "rules_effects.csv").write_text(",".join(COLUMNS) + "\n")
+    run(tmp_path)
+    (row,) = effects(tmp_path)
+    assert list(row) == COLUMNS and row["d_phase"] != ""
+
+
+@pytest.mark.parametrize("junk", ["[1,2]", "true", "null", '"1"', "{}", "0x10", "1_0"])
+def test_values_json_would_accept_or_misread_are_not_numbers(tmp_path, junk):
+    rows = sample_rows(-30, 31)
+    rows[3] = rows[3].split(",", 1)[0] + f",{junk},1,1,1"
+    write_metrics(tmp_path, rows)
+    write_history(tmp_path, [event(0)])
+    _, log = run(tmp_path)
+    (row,) = effects(tmp_path)
+    # '[1,2]' is two CSV fields: the whole row is off and left out
+    assert row["n_pre_entropy"] == ("145" if "," in junk else "146")
+    assert row["n_pre_phase"] in ("145", "146")  # '1_0' is a number to Python's float()
+    assert all(isinstance(float(row[f"pre_{m}"]), float) for m in ("phase", "entropy"))

@@ -1,0 +1,172 @@
+"""One pass (one-shot) or a polling loop (--follow) from the two inputs to rules_effects.csv."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tracker.effects import EventTimes, effect_record, final_at, needs_from, unreliable, us
+from tracker.history import HistoryReader, RuleEvent
+from tracker.metrics import MetricsReader, SampleBuffer
+from tracker.report import Reporter
+from tracker.settings import Settings
+from tracker.store import EffectsWriter
+from tracker.timeparse import TimeParser
+
+# Rows this far out of order are still found when the reader skips to a time.
+DISORDER_MARGIN_US = 60_000_000
+# Below this size a file is read from its first line: exact, and every bad line is named.
+SKIP_THRESHOLD_BYTES = 16 << 20
+
+
+@dataclass
+class Summary:
+    written: int = 0
+    pending: int = 0
+    bad_lines: int = 0
+    unreliable: int = 0
+    confounded: int = 0
+
+    def line(self) -> str:
+        return (f"written {self.written}, pending {self.pending}, skipped lines "
+                f"{self.bad_lines} (unreliable {self.unreliable}, confounded "
+                f"{self.confounded})")
+
+
+class Tracker:
+    """Keeps only what pending and soon-to-come events can need: memory stays bounded."""
+
+    def __init__(self, s: Settings, rep: Reporter, lookback_s: float = 300.0,
+                 keep_warm: bool = False) -> None:
+        self.s = s
+        self.rep = rep
+        self.tp = TimeParser(s.naive_zone)
+        self.history = HistoryReader(s.history_path, self.tp, rep)
+        self.metrics = MetricsReader(s.metrics_path, self.tp, rep)
+        self.writer = EffectsWriter(s.effects_path)
+        self.buffer = SampleBuffer()
+        self.times = EventTimes()
+        self.known: set[tuple] = set()
+        self.pending: list[RuleEvent] = []
+        # How far behind the newest sample to keep rows for events logged a little late.
+        self.lookback_us = us(s.pre_s + s.guard_s + lookback_s)
+        self.started = False
+        # Following keeps recent rows for events still to come; one pass needs none.
+        self.keep_warm = keep_warm
+        self.summary = Summary()
+        self._zone_logged = False
+
+    def _add_events(self, events: list[RuleEvent]) -> bool:
+        """Registers new events; True when one needs rows older than the buffer holds."""
+        late = False
+        for ev in events:
+            if ev.key in self.known:
+                continue
+            self.known.add(ev.key)
+            self.times.add(ev.t_us)
+            if ev.key in self.writer.keys:
+                continue
+            self.pending.append(ev)
+            oldest = self._oldest_kept()
+            if self.started and oldest is not None and needs_from(ev, self.s) < oldest:
+                late = True
+        self.pending.sort(key=lambda e: e.t_us)
+        return late
+
+    def _oldest_kept(self) -> int | None:
+        if self.buffer.max_us is None:
+            return None
+        segs = self.buffer.segments
+        return min(seg.first_us for seg in segs) if segs else self.buffer.max_us
+
+    def _start_reading(self) -> None:
+        """Skip the part of a long metrics file that no pending or future event needs."""
+        self.buffer.clear()
+        try:
+            size = self.s.metrics_path.stat().st_size
+        except FileNotFoundError:
+            return
+        if size < SKIP_THRESHOLD_BYTES:
+            self.metrics.position_at(-(1 << 62))
+            return
+        if self.pending:
+            want = needs_from(self.pending[0], self.s)
+        else:
+            last = self.metrics.last_time()
+            if last is None:
+                return
+            want = last - self.lookback_us
+        self.metrics.position_at(want - DISORDER_MARGIN_US)
+
+    def _finalize(self, settle_us: int = 0) -> None:
+        """Writes the events whose post window the metrics have passed by `settle_us`.
+
+        While catching up through a file, rows a little out of order may still follow, so
+        an event waits for DISORDER_MARGIN_US more data; at the end of what is written so
+        far it is final as SPEC says, once the metrics reach t0 + POST.
+        """
+        if self.buffer.max_us is None or not self.pending:
+            return
+        done, keep = [], []
+        for ev in self.pending:
+            ready = final_at(ev, self.s) + settle_us <= self.buffer.max_us
+            (done if ready else keep).append(ev)
+        if not done:
+            return
+        records = []
+        for ev in done:
+            rec = effect_record(ev, self.buffer, self.s, self.times.confounded(ev.t_us, self.s))
+            records.append(rec)
+            self.summary.unreliable += unreliable(rec)
+            self.summary.confounded += rec["confounded"] == "1"
+        self.summary.written += self.writer.write(records)
+        self.pending = keep
+
+    def _trim(self) -> None:
+        if self.buffer.max_us is None:
+            return
+        keep = self.buffer.max_us - self.lookback_us - DISORDER_MARGIN_US
+        if self.pending:
+            keep = min(keep, needs_from(self.pending[0], self.s))
+        self.buffer.trim(keep)
+
+    def step(self) -> int:
+        """Reads what is new in both files and writes every effect now complete."""
+        before = self.summary.written
+        late = self._add_events(self.history.read_new())
+        if not self.started or late:
+            self._start_reading()
+            self.started = True
+        if self.pending or self.keep_warm:
+            for seg in self.metrics.chunks():
+                self.buffer.add(seg)
+                self._finalize(DISORDER_MARGIN_US)
+                self._trim()
+        self._finalize()
+        if self.tp.saw_naive and not self._zone_logged:
+            self._zone_logged = True
+            self.rep.info(f"timestamps without an offset are read as {self.s.naive_zone_name} "
+                          "(set --naive-tz or LUMEN_NAIVE_TZ to change)")
+        self.summary.pending = len(self.pending)
+        self.summary.bad_lines = self.rep.count
+        return self.summary.written - before
+
+
+def run_once(s: Settings, rep: Reporter) -> Summary:
+    t = Tracker(s, rep)
+    t.step()
+    return t.summary
+
+
+def follow(s: Settings, rep: Reporter, poll_s: float = 1.0, heartbeat: Path | None = None,
+           stop_after: float | None = None) -> Summary:
+    t = Tracker(s, rep, keep_warm=True)
+    deadline = None if stop_after is None else time.monotonic() + stop_after
+    while deadline is None or time.monotonic() < deadline:
+        if t.step():
+            rep.info(t.summary.line())
+        if heartbeat is not None:
+            heartbeat.touch()
+        time.sleep(poll_s)
+    return t.summary
