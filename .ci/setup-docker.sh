@@ -23,8 +23,9 @@ command -v iptables >/dev/null 2>&1 || missing+=(iptables)
 if [ "${#missing[@]}" -gt 0 ]; then
     log "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    as_root apt-get update -qq </dev/null
-    as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
+    as_root apt-get -o Acquire::Retries=3 update -qq </dev/null
+    as_root apt-get -o Acquire::Retries=3 install -y -qq --no-install-recommends \
+        "${missing[@]}" </dev/null
 fi
 
 if docker info >/dev/null 2>&1; then

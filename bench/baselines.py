@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 METRICS = ("phase_diff", "entropy_rate", "creative_band", "risk_band")
@@ -34,12 +34,12 @@ def naive(root: Path, pre: float = 30, post: float = 30, guard: float = 1) -> li
     rows = []
     with open(root / "logs" / "metrics.csv", encoding="utf-8") as f:
         for r in csv.DictReader(f):
-            rows.append((datetime.fromisoformat(r["ts"]), [_number(r[m]) for m in METRICS]))
+            t = datetime.fromisoformat(r["ts"]).timestamp()
+            rows.append((t, [_number(r[m]) for m in METRICS]))
     out = []
     for ev in _events(root):
-        t0 = datetime.fromisoformat(ev["ts"])
-        a, b = t0 - timedelta(seconds=pre), t0 - timedelta(seconds=guard)
-        c, d = t0 + timedelta(seconds=guard), t0 + timedelta(seconds=post)
+        t0 = datetime.fromisoformat(ev["ts"]).timestamp()
+        a, b, c, d = t0 - pre, t0 - guard, t0 + guard, t0 + post
         before, after = [], []
         for t, vals in rows:
             if a <= t <= b:

@@ -61,8 +61,8 @@ def write_history(path: Path, times_s: list[float], start: datetime = START, see
             f.write(json.dumps(ev) + "\n")
 
 
-def make_day(root: Path, events: int = 1000) -> None:
-    rows = 432_000
+def make_day(root: Path, events: int = 1000, rows: int = 432_000) -> None:
+    """A day at 5 Hz (432,000 rows) with `events` rule changes spread evenly over it."""
     write_metrics(root / "logs" / "metrics.csv", rows)
     span = rows / 5
     step = (span - 120) / events

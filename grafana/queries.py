@@ -31,6 +31,9 @@ _VARIABLE = re.compile(r"\$(\w+)|\$\{(\w+)(?::[^}]*)?\}|\[\[(\w+)(?::[^\]]*)?\]\
 _QUERY_RESULT = re.compile(r"^query_result\((.+)\)\s*$", re.DOTALL)
 _LABEL_VALUES = re.compile(r"^label_values\((.+),\s*[a-zA-Z_][a-zA-Z0-9_]*\)\s*$", re.DOTALL)
 _NO_PROMQL = re.compile(r"^(label_values\([^,]*\)|label_names\(.*\)|metrics\(.*\))\s*$")
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
+_NAME_MATCHER = re.compile(r'__name__\s*(=~|=)\s*"((?:[^"\\]|\\.)*)"')
+_IDENTIFIER = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 
 
 def panels(dashboard: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
@@ -116,3 +119,21 @@ def expressions(dashboard: Mapping[str, Any], values: Mapping[str, str] | None =
     """
     known = variable_values(dashboard, values)
     return list(dict.fromkeys(substitute(expr, known) for expr in raw_expressions(dashboard)))
+
+
+def series_names(expr: str, known: frozenset[str] | set[str]) -> set[str]:
+    """Names of the series expr reads: "lumen…" identifiers outside string literals, and
+    the known names that a __name__ matcher selects.
+
+    Only names starting with "lumen" are taken from the text, so label names, functions
+    and keywords never count; the caller checks them against the published names.
+    """
+    names = {n for n in _IDENTIFIER.findall(_STRING.sub(" ", expr)) if n.startswith("lumen")}
+    for operator, pattern in _NAME_MATCHER.findall(expr):
+        if operator == "=":
+            names.add(pattern)
+        else:
+            selected = {name for name in known if re.fullmatch(pattern, name)}
+            # A matcher that selects nothing is reported as itself, so it fails a check.
+            names |= selected or {f"__name__=~{pattern}"}
+    return names

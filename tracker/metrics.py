@@ -13,11 +13,10 @@ import csv
 import json
 import math
 import os
-import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import islice
+from itertools import chain, islice
 from operator import itemgetter
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from tracker.timeparse import FixedFormat, TimeParser, signatures
 
 CHUNK_BYTES = 4 << 20
 NAN = math.nan
-_NOT_A_NUMBER_CHAR = re.compile(r"[^0-9eE.+\-,\[\]NaIfinty\s]")
+_NOT_IN_NUMBERS = ("u", "l", "s", "r", '"', "{")
 
 
 class MetricsFileError(Exception):
@@ -114,12 +113,13 @@ class FixedSegment(Segment):
             return [[] for _ in METRICS]
         width = self.header.ncols - 1
         joined = "],[".join(map(itemgetter(slice(self.fmt.width + 1, None)), rows))
-        # One C-level parse of the whole block as JSON arrays of numbers. Characters that
-        # could make JSON true/false/null, strings or nested arrays send the block row by
-        # row, as does any value JSON rejects (blank, 'nan', '.5', ...) or a row whose
-        # field count is off.
+        # One C-level parse of the whole block as JSON arrays of numbers. What could make
+        # JSON true/false/null (each has one of 'u', 'l', 's', 'r', which no number or
+        # NaN/Infinity has), strings, objects or nested arrays sends the block row by row,
+        # as does any value JSON rejects (blank, 'nan', '.5', ...) or a row whose field
+        # count is off.
         brackets = len(rows) - 1  # only the ones this join put in
-        if (not _NOT_A_NUMBER_CHAR.search(joined) and joined.count("[") == brackets
+        if (not any(c in joined for c in _NOT_IN_NUMBERS) and joined.count("[") == brackets
                 and joined.count("]") == brackets):
             try:
                 table = json.loads("[[" + joined + "]]")
@@ -283,6 +283,7 @@ class MetricsReader:
         self.rep = rep
         self.header: Header | None = None
         self.offset = 0
+        self.data_start = 0  # where the row after the header begins
         self.ino: int | None = None
         self.exists = False
         self.prev: tuple[int, str] | None = None  # last row read: (time, line)
@@ -297,7 +298,7 @@ class MetricsReader:
         if not first.endswith(b"\n"):
             return  # empty, or the header itself is still being written
         self.header = Header.parse(first.decode("utf-8", errors="replace"), self.name)
-        self.offset = len(first)
+        self.offset = self.data_start = len(first)
         self.numbers.known = (self.offset, 1)
 
     def _open(self):
@@ -320,6 +321,11 @@ class MetricsReader:
                 return None
         return f
 
+    def rewind(self) -> None:
+        """Read again from the first row (the header is kept)."""
+        if self.header is not None:
+            self.offset, self.prev = self.data_start, None
+
     def position_at(self, us: int) -> None:
         """Skip to about the first row at or after `us`, by bisecting the file's bytes.
 
@@ -330,7 +336,7 @@ class MetricsReader:
         if f is None:
             return
         with f:
-            lo, hi = self.offset, os.fstat(f.fileno()).st_size
+            lo, hi = self.data_start, os.fstat(f.fileno()).st_size
             while hi - lo > 65536:
                 mid = (lo + hi) // 2
                 f.seek(mid)
@@ -344,6 +350,7 @@ class MetricsReader:
                 else:
                     hi = mid
             self.offset = lo
+            self.prev = None
 
     def _first_time(self, f) -> int | None:
         for _ in range(32):  # step over a few bad lines
@@ -436,15 +443,15 @@ class SampleBuffer:
 
     def window(self, lo_us: int, hi_us: int) -> list[list[float]]:
         """Finite values of each metric with lo <= t <= hi, over every segment."""
-        out: list[list[float]] = [[] for _ in METRICS]
+        parts: list[list[Sequence[float]]] = [[] for _ in METRICS]
         for seg in self.segments:
             if seg.last_us < lo_us or seg.first_us > hi_us:
                 continue
             i, j = seg.span(lo_us, hi_us)
             if i < j:
-                for acc, col in zip(out, seg.values(i, j)):
-                    acc.extend(filter(math.isfinite, col))
-        return out
+                for acc, col in zip(parts, seg.values(i, j)):
+                    acc.append(col)
+        return [list(filter(math.isfinite, chain.from_iterable(p))) for p in parts]
 
     def trim(self, keep_from_us: int) -> None:
         kept = []

@@ -88,7 +88,7 @@ class Tracker:
         except FileNotFoundError:
             return
         if size < SKIP_THRESHOLD_BYTES:
-            self.metrics.position_at(-(1 << 62))
+            self.metrics.rewind()
             return
         if self.pending:
             want = needs_from(self.pending[0], self.s)

@@ -47,60 +47,59 @@ def read_effects(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     return header, [dict(zip(header, r)) for r in rows[1:] if r]
 
 
-def row_key(row: dict[str, str]) -> tuple[str, str, str, str, str]:
-    return (row["rule_ts"], row["actor"], row["rule"], row["old"], row["new"])
+KEY_COLUMNS = ("rule_ts", "actor", "rule", "old", "new")
+
+
+def row_key(row: dict[str, str]) -> tuple[str, ...]:
+    return tuple(row[c] for c in KEY_COLUMNS)
 
 
 class EffectsWriter:
-    """Appends rows under the file's own header (an older 19-column file keeps its shape).
+    """Adds rows under the file's own header (an older 19-column file keeps its shape).
 
-    Each batch is one write() of whole lines, fsynced; a crash can only cut the last line
-    short, and opening repairs that by cutting back to the last newline, so the cut row's
-    event is computed again rather than lost or doubled.
+    Every write replaces the file with a complete new copy (temp file, fsync, rename), so
+    at any instant, kill -9 included, readers see either the old rows or old plus new,
+    never a half row. The file is small (a row per rule change), so the copy is cheap.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._repair()
         self.header, rows = read_effects(path)
         self.keys = {row_key(r) for r in rows}
         self.rows_written = len(rows)
-        if path.stat().st_size == 0 if path.exists() else True:
-            self._append([self.header])
 
-    def _repair(self) -> None:
+    def _replace(self, new_rows: list[list[str]]) -> None:
         try:
-            with open(self.path, "rb+") as f:
-                data = f.read()
-                cut = data.rfind(b"\n") + 1
-                if cut != len(data):
-                    f.truncate(cut)
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            data = b""
+        # A file cut short by an older writer or a full disk: keep whole lines only; the
+        # cut row's event is still unrecorded, so it is computed again.
+        data = data[: data.rfind(b"\n") + 1]
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        if not data:
+            writer.writerow(self.header)
+        writer.writerows(new_rows)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            f.write(data + buf.getvalue().encode("utf-8"))
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.chmod(tmp, self.path.stat().st_mode & 0o777)
         except FileNotFoundError:
             pass
-
-    def _append(self, rows: list[list[str]]) -> None:
-        buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerows(rows)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            data = buf.getvalue().encode("utf-8")
-            while data:
-                n = os.write(fd, data)
-                data = data[n:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        # No fsync of the directory: if power fails before the rename reaches the disk,
+        # the rows are missing, not torn, and the next run computes them again.
+        os.replace(tmp, self.path)
 
     def write(self, records: list[dict[str, str]]) -> int:
-        """Appends the records not yet in the file; returns how many were new."""
-        fresh = []
-        for rec in records:
-            k = row_key(rec)
-            if k not in self.keys:
-                self.keys.add(k)
-                fresh.append([rec.get(c, "") for c in self.header])
+        """Adds the records not yet in the file; returns how many were new."""
+        fresh = {row_key(r): r for r in records if row_key(r) not in self.keys}
         if fresh:
-            self._append(fresh)
+            self._replace([[r.get(c, "") for c in self.header] for r in fresh.values()])
+            self.keys.update(fresh)
             self.rows_written += len(fresh)
         return len(fresh)

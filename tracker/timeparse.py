@@ -94,10 +94,11 @@ class FixedFormat:
     def signature(self) -> tuple:
         """What every line of a matching block has at fixed positions (see `signatures`).
 
-        Equal width, separator and offset are what make string order time order; strict
-        string order itself is checked by the caller.
+        Equal width, date-time separator and offset are what make string order time
+        order (the width fixes where the fraction's '.' is); strict order itself is
+        checked by the caller.
         """
-        return (self.sep, "." if self.digits else self.suffix[0], self.suffix + ",")
+        return (self.sep, self.suffix + ",")
 
     def key(self, us: int, lower: bool) -> str:
         """The timestamp string of the bound `us`, rounded inward to the format's precision."""
@@ -115,4 +116,4 @@ class FixedFormat:
 def signatures(fmt: FixedFormat, lines: list[str]) -> Iterator[tuple]:
     """The characters at each line's separator positions, to compare with `signature()`."""
     w, k = fmt.width, len(fmt.suffix)
-    return map(itemgetter(10, 19, slice(w - k, w + 1)), lines)
+    return map(itemgetter(10, slice(w - k, w + 1)), lines)

@@ -174,8 +174,9 @@ def fixture_root(tmp_path_factory: pytest.TempPathFactory, compose_env) -> Itera
     gateway = Gateway(root, start_ms, (0.30, 0.50, 0.22, 0.10))
     # An earlier change showing the guide's warning pattern (phase_diff, entropy_rate and
     # risk_band up), complete from the start: its windows lie inside the history.
-    history_change = Change(now_s - 60, "Lubit", "creative_min", 0.22, 0.24,
-                            (0.34, 0.56, 0.21, 0.12))
+    history_change = Change(
+        now_s - 60, "Lubit", "creative_min", 0.22, 0.24, (0.34, 0.56, 0.21, 0.12)
+    )
     gateway.record(history_change)
     gateway.write_until(now_s * 1000)
     if os.getuid() == 0:
@@ -220,9 +221,14 @@ def _health(compose: DockerComposeExecutor) -> dict[str, str]:
     ids = compose.execute("ps -q").decode().split()
     states = {}
     for cid in ids:
-        out = _run("docker", "inspect", "-f",
-                   "{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}"
-                   "{{else}}none{{end}}", cid).stdout.split()
+        out = _run(
+            "docker",
+            "inspect",
+            "-f",
+            "{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}"
+            "{{else}}none{{end}}",
+            cid,
+        ).stdout.split()
         if len(out) == 3:
             states[out[0].lstrip("/")] = out[2] if out[1] == "running" else out[1]
     return states
@@ -263,8 +269,9 @@ def stack(
         if any(s in ("unhealthy", "exited", "dead") for s in states.values()):
             pytest.fail(f"stack failed to start: {states}\n" + _dump_logs(compose))
         if time.monotonic() > deadline:
-            pytest.fail(f"stack not healthy after {START_TIMEOUT_S} s: {states}\n"
-                        + _dump_logs(compose))
+            pytest.fail(
+                f"stack not healthy after {START_TIMEOUT_S} s: {states}\n" + _dump_logs(compose)
+            )
         time.sleep(2)
 
     def url(service: str, port: int) -> str:
@@ -283,8 +290,9 @@ def stack(
     )
 
 
-def http_json(url: str, data: dict | None = None, auth: tuple[str, str] | None = None,
-              timeout: float = 10) -> tuple[int, object]:
+def http_json(
+    url: str, data: dict | None = None, auth: tuple[str, str] | None = None, timeout: float = 10
+) -> tuple[int, object]:
     """GET (or POST JSON) and decode the answer; (status, body) also for HTTP errors."""
     body = json.dumps(data).encode() if data is not None else None
     req = urllib.request.Request(url, data=body, method="POST" if body else "GET")
@@ -305,15 +313,20 @@ def http_json(url: str, data: dict | None = None, auth: tuple[str, str] | None =
             return e.code, raw.decode(errors="replace")
 
 
-def prom_query(stack: Stack, expr: str, start: float | None = None, end: float | None = None,
-               step: float = 2) -> list[dict]:
+def prom_query(
+    stack: Stack, expr: str, start: float | None = None, end: float | None = None, step: float = 2
+) -> list[dict]:
     """Instant query (no start) or range query; the result list."""
     if start is None:
         params = {"query": expr}
         path = "/api/v1/query"
     else:
-        params = {"query": expr, "start": f"{start:.3f}", "end": f"{(end or time.time()):.3f}",
-                  "step": str(step)}
+        params = {
+            "query": expr,
+            "start": f"{start:.3f}",
+            "end": f"{(end or time.time()):.3f}",
+            "step": str(step),
+        }
         path = "/api/v1/query_range"
     status, body = http_json(stack.prometheus_url + path + "?" + urllib.parse.urlencode(params))
     assert status == 200 and body["status"] == "success", f"{expr!r}: {status} {body}"

@@ -60,15 +60,20 @@ def queries(dashboard: dict) -> Iterator[Query]:
     for annotation in (dashboard.get("annotations") or {}).get("list", []):
         expr = annotation.get("expr") or (annotation.get("target") or {}).get("expr")
         if isinstance(expr, str) and expr.strip():
-            yield Query(uid, f'annotation "{annotation.get("name", "")}"', expr,
-                        annotation.get("datasource"))
+            yield Query(
+                uid,
+                f'annotation "{annotation.get("name", "")}"',
+                expr,
+                annotation.get("datasource"),
+            )
 
 
 def variable_values(
     dashboard: dict, label_values: Callable[[str | None, str], list[str]]
 ) -> dict[str, str]:
-    """One real value per template variable where one exists, else '.*'.
+    """The value each template variable has when the dashboard opens, else a real one, else '.*'.
 
+    'All' becomes the variable's allValue or '.*' (what Grafana sends for it, as a regex).
     label_values(match, label) asks Prometheus for the values of a label (match may be None).
     """
     values: dict[str, str] = {}
@@ -76,23 +81,24 @@ def variable_values(
         name, kind = var.get("name"), var.get("type")
         if not name or kind == "datasource":
             continue
+        current = (var.get("current") or {}).get("value")
+        if isinstance(current, list):
+            current = current[0] if len(current) == 1 else None
         value = None
-        if kind == "query":
+        if current == "$__all":
+            value = var.get("allValue") or ".*"
+        elif current:
+            value = current
+        elif kind == "query":
             query = var.get("query")
             text = query.get("query", "") if isinstance(query, dict) else (query or "")
-            text = text or var.get("definition", "")
-            m = _LABEL_VALUES.match(text)
+            m = _LABEL_VALUES.match(text or var.get("definition", ""))
             if m:
                 found = label_values(m.group(1), m.group(2))
                 value = found[0] if found else None
         elif kind in ("custom", "constant", "textbox", "interval"):
-            current = (var.get("current") or {}).get("value")
-            if isinstance(current, list):
-                current = current[0] if current else None
             options = [o.get("value") for o in var.get("options") or [] if o.get("value")]
-            value = current or (options[0] if options else None) or var.get("query") or None
-            if value in ("$__all", "All"):
-                value = None
+            value = options[0] if options else var.get("query")
         values[name] = value if isinstance(value, str) and value else ".*"
     return values
 

@@ -42,8 +42,14 @@ class Change:
 
     def line(self) -> str:
         return json.dumps(
-            {"ts": self.ts, "actor": self.actor, "rule": self.rule, "old": self.old,
-             "new": self.new, "note": "integration test"}
+            {
+                "ts": self.ts,
+                "actor": self.actor,
+                "rule": self.rule,
+                "old": self.old,
+                "new": self.new,
+                "note": "integration test",
+            }
         )
 
 

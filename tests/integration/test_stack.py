@@ -19,8 +19,12 @@ DATASOURCE_UID = "lumen-prometheus"
 DASHBOARD_DIR = REPO / "grafana" / "dashboards"
 # Samples in a window [a, b] of whole seconds, both ends inclusive, at 5 Hz.
 WINDOW_SAMPLES = {"pre": (PRE_S - GUARD_S) * 5 + 1, "post": (POST_S - GUARD_S) * 5 + 1}
-SHORT = {"phase_diff": "phase", "entropy_rate": "entropy", "creative_band": "creative",
-         "risk_band": "risk"}
+SHORT = {
+    "phase_diff": "phase",
+    "entropy_rate": "entropy",
+    "creative_band": "creative",
+    "risk_band": "risk",
+}
 
 
 def effects_rows(stack: Stack) -> list[dict[str, str]]:
@@ -34,7 +38,9 @@ def effects_rows(stack: Stack) -> list[dict[str, str]]:
 @pytest.fixture(scope="session")
 def rule_change(stack: Stack) -> dict:
     """A rule change appended while the stack runs, and what became of it."""
-    t0 = int(time.time()) + 3  # a little ahead, so no sample at or after t0 is written yet
+    # A little ahead, so that no sample at or after t0 is written yet, and the event stays
+    # pending long enough (about 11 s) for a few scrapes and rule evaluations to see it.
+    t0 = int(time.time()) + 5
     change = Change(t0, "Sena", "risk_max", 0.3, 0.25, (0.25, 0.52, 0.27, 0.08))
     appended_at = time.time()
     stack.gateway.record(change)
@@ -48,8 +54,13 @@ def rule_change(stack: Stack) -> dict:
         s: new - old
         for s, new, old in zip(SIGNALS, change.levels, stack.history_change.levels, strict=True)
     }
-    return {"change": change, "row": row, "appended_at": appended_at, "seen_at": seen_at,
-            "expected": expected}
+    return {
+        "change": change,
+        "row": row,
+        "appended_at": appended_at,
+        "seen_at": seen_at,
+        "expected": expected,
+    }
 
 
 def test_prometheus_scrapes_the_exporter(stack: Stack) -> None:
@@ -78,8 +89,9 @@ def test_rule_change_becomes_an_effect_row(stack: Stack, rule_change: dict) -> N
     assert float(row["pre_s"]) == PRE_S and float(row["post_s"]) == POST_S
     assert row["confounded"] == "0"
     for signal, short in SHORT.items():
-        assert math.isclose(float(row[f"d_{short}"]), rule_change["expected"][signal],
-                            abs_tol=1e-9), signal
+        assert math.isclose(
+            float(row[f"d_{short}"]), rule_change["expected"][signal], abs_tol=1e-9
+        ), signal
         assert int(row[f"n_pre_{short}"]) == WINDOW_SAMPLES["pre"], signal
         assert int(row[f"n_post_{short}"]) == WINDOW_SAMPLES["post"], signal
     # Exactly one row for the event, whatever the tracker's polling did meanwhile.
@@ -122,8 +134,11 @@ def test_rule_change_reaches_prometheus(stack: Stack, rule_change: dict) -> None
         assert math.isclose(label, expected[signal], rel_tol=1e-3), signal
 
     pending = prom_query(
-        stack, 'lumen_rule_change_timestamp_seconds{rule="risk_max",d_phase="pending"}',
-        start=rule_change["appended_at"], end=time.time(), step=1,
+        stack,
+        'lumen_rule_change_timestamp_seconds{rule="risk_max",d_phase="pending"}',
+        start=rule_change["appended_at"],
+        end=time.time(),
+        step=1,
     )
     assert pending, "the change never showed as pending before its effect was written"
 
@@ -207,19 +222,25 @@ def test_grafana_serves_every_dashboard_and_panel_query(grafana: Stack, rule_cha
             request = {
                 "from": str(int(grafana.started_at * 1000)),
                 "to": str(int(time.time() * 1000)),
-                "queries": [{
-                    "refId": "A",
-                    "datasource": {"type": "prometheus", "uid": DATASOURCE_UID},
-                    # Grafana fills in its own variables ($__interval, ...); ours here.
-                    "expr": dashboards.substitute(query.expr, values, builtins=False),
-                    "range": True,
-                    "instant": False,
-                    "intervalMs": 2000,
-                    "maxDataPoints": 500,
-                }],
+                "queries": [
+                    {
+                        "refId": "A",
+                        "datasource": {"type": "prometheus", "uid": DATASOURCE_UID},
+                        # Grafana fills in its own variables ($__interval, ...); ours here.
+                        "expr": dashboards.substitute(query.expr, values, builtins=False),
+                        "range": True,
+                        "instant": False,
+                        "intervalMs": 2000,
+                        "maxDataPoints": 500,
+                    }
+                ],
             }
-            status, answer = http_json(grafana.grafana_url + "/api/ds/query", data=request,
-                                       auth=grafana.grafana_auth, timeout=30)
+            status, answer = http_json(
+                grafana.grafana_url + "/api/ds/query",
+                data=request,
+                auth=grafana.grafana_auth,
+                timeout=30,
+            )
             result = answer.get("results", {}).get("A", {}) if status == 200 else {}
             frames = [f for f in result.get("frames", []) if any(f["data"].get("values") or [])]
             if status != 200 or result.get("error") or not frames:

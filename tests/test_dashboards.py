@@ -1,0 +1,536 @@
+"""Grafana dashboards: generated JSON is committed, structurally sound and every query parses.
+
+Grafana cannot run here, so its behaviour is checked through the JSON it would load and
+through promtool, which parses (and for the annotation, evaluates) the PromQL.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    # grafana/ is not an installed package; the repository root makes it importable.
+    sys.path.insert(0, str(REPO))
+
+from grafana import build  # noqa: E402
+from grafana.common import DELTA_FORMULA, RULE_CHANGE_EXPR  # noqa: E402
+from grafana.metrics import EXPORTER_METRICS, PROMETHEUS_SERIES  # noqa: E402
+from grafana.queries import expressions, panels, raw_expressions, series_names  # noqa: E402
+
+DASHBOARD_DIR = REPO / "grafana" / "dashboards"
+PROVISIONING = REPO / "grafana" / "provisioning"
+UID = "lumen-prometheus"
+SIGNALS = ("phase_diff", "entropy_rate", "creative_band", "risk_band")
+STATES = {"0": "unknown", "1": "initializing", "2": "binding", "3": "resonating", "4": "locked"}
+
+
+def promtool() -> str:
+    """Path of promtool; in CI its absence is a failure, elsewhere a reason to skip."""
+    path = shutil.which("promtool")
+    if path:
+        return path
+    if os.environ.get("CI", "").lower() in ("true", "1"):
+        pytest.fail("promtool is missing: CI must install Debian's prometheus package")
+    pytest.skip("promtool is not installed (apt-get install prometheus provides it)")
+
+
+def _dashboards() -> dict[str, dict]:
+    return {
+        path.name: json.loads(path.read_text(encoding="utf-8"))
+        for path in sorted(DASHBOARD_DIR.glob("*.json"))
+    }
+
+
+def _by_uid(uid: str) -> dict:
+    return next(d for d in _dashboards().values() if d["uid"] == uid)
+
+
+def _exprs(panel: dict) -> list[str]:
+    return [target.get("expr", "") for target in panel.get("targets", [])]
+
+
+def _walk(node: object):
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(value)
+
+
+def _strings(node: object):
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield key
+            yield from _strings(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _strings(value)
+
+
+def _colour(steps: list[dict], value: float) -> str:
+    """The colour Grafana picks: the last step whose value is at or below value."""
+    chosen = steps[0]["color"]
+    for step in steps[1:]:
+        if value >= step["value"]:
+            chosen = step["color"]
+    return chosen
+
+
+def _records() -> set[str]:
+    names = set()
+    for path in (REPO / "prometheus" / "rules").glob("*.yml"):
+        for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]:
+            names |= {rule["record"] for rule in group["rules"] if "record" in rule}
+    return names
+
+
+# --- generated and committed ------------------------------------------------------------
+
+
+def test_committed_json_is_what_the_code_builds():
+    assert sorted(p.name for p in DASHBOARD_DIR.glob("*.json")) == sorted(build.BUILDERS)
+    assert build.outdated() == [], "run python3 grafana/build.py and commit the JSON"
+
+
+def test_build_is_deterministic():
+    assert build.rendered() == build.rendered()
+
+
+def test_check_reports_an_edited_dashboard(tmp_path):
+    build.write(tmp_path)
+    assert build.outdated(tmp_path) == []
+    edited = tmp_path / "overview.json"
+    edited.write_text(edited.read_text(encoding="utf-8").replace("Gateway", "Gate"), "utf-8")
+    assert build.outdated(tmp_path) == ["overview.json"]
+
+
+def test_build_script_check_runs_from_any_directory(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(REPO / "grafana" / "build.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- datasource and provisioning ------------------------------------------------------
+
+
+def test_every_datasource_reference_is_the_provisioned_uid():
+    for name, dashboard in _dashboards().items():
+        refs = [node["datasource"] for node in _walk(dashboard) if "datasource" in node]
+        assert refs, name
+        for ref in refs:
+            assert ref == {"type": "prometheus", "uid": UID}, (name, ref)
+        assert "__inputs" not in dashboard
+        assert not [s for s in _strings(dashboard) if "${DS_" in s or "$datasource" in s]
+
+
+def test_provisioning_points_at_the_datasource_and_the_dashboards():
+    datasources = yaml.safe_load((PROVISIONING / "datasources" / "lumen.yml").read_text())
+    (source,) = datasources["datasources"]
+    assert source["uid"] == UID
+    assert source["type"] == "prometheus"
+    assert source["url"] == "http://prometheus:9090"
+    providers = yaml.safe_load((PROVISIONING / "dashboards" / "lumen.yml").read_text())
+    (provider,) = providers["providers"]
+    assert provider["type"] == "file"
+    assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+def test_uids_and_titles_are_unique():
+    dashboards = list(_dashboards().values())
+    assert len({d["uid"] for d in dashboards}) == len(dashboards)
+    assert len({d["title"] for d in dashboards}) == len(dashboards)
+
+
+# --- layout ---------------------------------------------------------------------------
+
+
+def test_panels_fit_the_grid_without_overlapping():
+    for name, dashboard in _dashboards().items():
+        cells: dict[tuple[int, int], str] = {}
+        ids = [panel["id"] for panel in panels(dashboard)]
+        assert len(ids) == len(set(ids)), name
+        for panel in panels(dashboard):
+            pos = panel["gridPos"]
+            assert pos["x"] >= 0 and pos["w"] > 0 and pos["x"] + pos["w"] <= 24, panel["title"]
+            assert pos["h"] > 0, panel["title"]
+            for x in range(pos["x"], pos["x"] + pos["w"]):
+                for y in range(pos["y"], pos["y"] + pos["h"]):
+                    assert (x, y) not in cells, f"{name}: {panel['title']} over {cells[(x, y)]}"
+                    cells[(x, y)] = panel["title"]
+
+
+def test_every_panel_has_a_title_and_a_description():
+    for dashboard in _dashboards().values():
+        for panel in panels(dashboard):
+            if panel["type"] != "row":
+                assert panel.get("title") and panel.get("description"), panel
+
+
+# --- what the dashboards show ----------------------------------------------------------
+
+
+def test_gateway_status_is_shown_as_its_state_name():
+    status = [p for p in panels(_by_uid("lumen-overview")) if "lumen_gateway_status" in _exprs(p)]
+    assert {p["type"] for p in status} == {"stat", "state-timeline"}
+    for panel in status:
+        (mapping,) = panel["fieldConfig"]["defaults"]["mappings"]
+        assert mapping["type"] == "value"
+        assert {k: v["text"] for k, v in mapping["options"].items()} == STATES
+        assert len({v["color"] for v in mapping["options"].values()}) == len(STATES)
+
+
+def test_overview_shows_the_four_signals_over_time():
+    series = [
+        expr
+        for panel in panels(_by_uid("lumen-overview"))
+        if panel["type"] == "timeseries"
+        for expr in _exprs(panel)
+    ]
+    assert series == [f"lumen_{signal}" for signal in SIGNALS]
+
+
+def test_overview_shows_the_spec_delta_panels():
+    exprs = [e for p in panels(_by_uid("lumen-overview")) for e in _exprs(p)]
+    for signal in SIGNALS:
+        assert f'lumen_rule_last_{signal}_delta{{rule=~".*"}}' in exprs
+
+
+def test_delta_panels_state_the_formula_with_the_windows_in_force():
+    assert DELTA_FORMULA == "Δ = post_mean − pre_mean (pre=${pre_s} s, post=${post_s} s)"
+    delta_panels = 0
+    for dashboard in _dashboards().values():
+        for panel in panels(dashboard):
+            exprs = " ".join(_exprs(panel))
+            if "_delta" in exprs or "lumen_rule_change_timestamp_seconds" in exprs:
+                delta_panels += 1
+                assert DELTA_FORMULA in panel["description"], panel["title"]
+        uses = " ".join(
+            p.get("description", "") + str(p.get("options", "")) for p in panels(dashboard)
+        )
+        variables = {v["name"]: v for v in dashboard.get("templating", {}).get("list", [])}
+        for window in ("pre", "post"):
+            if f"${{{window}_s}}" in uses:
+                variable = variables[f"{window}_s"]
+                assert variable["hide"] == 2  # hidden: a value to read, not a control
+                assert variable["datasource"]["uid"] == UID
+                assert f'lumen_effect_window_seconds{{window="{window}"}}' in variable["query"]
+    assert delta_panels >= 8
+
+
+def test_delta_colours_follow_the_direction_of_each_signal():
+    good_when = {"phase_diff": -1, "risk_band": -1, "creative_band": 1}
+    checked = 0
+    for dashboard in _dashboards().values():
+        for panel in panels(dashboard):
+            for signal, good in good_when.items():
+                steps = None
+                if _exprs(panel) == [f'lumen_rule_last_{signal}_delta{{rule=~".*"}}']:
+                    steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+                for override in panel.get("fieldConfig", {}).get("overrides", []):
+                    if override["matcher"]["options"] == f"Δ {signal}":
+                        props = {p["id"]: p["value"] for p in override["properties"]}
+                        steps = props.get("thresholds", {}).get("steps", steps)
+                if steps is None:
+                    continue
+                checked += 1
+                assert _colour(steps, 0.01 * good) == "green", (panel["title"], signal)
+                assert _colour(steps, -0.01 * good) in ("red", "orange"), (panel["title"], signal)
+                assert _colour(steps, 0.0) == "text", (panel["title"], signal)
+    assert checked >= 6
+
+
+def test_delta_labels_are_coloured_by_their_sign():
+    table = next(
+        p for p in panels(_by_uid("lumen-rule-history")) if p["title"].startswith("Recent")
+    )
+    overrides = {
+        o["matcher"]["options"]: o["properties"] for o in table["fieldConfig"]["overrides"]
+    }
+
+    def colour_of(signal: str, text: str) -> str:
+        (mappings,) = [p["value"] for p in overrides[f"Δ {signal}"] if p["id"] == "mappings"]
+        for mapping in mappings:
+            if mapping["type"] == "value" and text in mapping["options"]:
+                return mapping["options"][text]["color"]
+            if mapping["type"] == "regex":
+                # Grafana's "/pattern/" form; the patterns here are plain JS-compatible.
+                if re.fullmatch(mapping["options"]["pattern"].strip("/^$"), text):
+                    return mapping["options"]["result"]["color"]
+        raise AssertionError(text)
+
+    for text in ("-0.01234", "-1.2e-05"):
+        assert colour_of("phase_diff", text) == "green"
+        assert colour_of("creative_band", text) == "orange"
+    for text in ("0.01234", "1.2e-05", "+3"):
+        assert colour_of("risk_band", text) == "red"
+        assert colour_of("creative_band", text) == "green"
+    for text in ("0", "-0", "0.000"):
+        assert colour_of("phase_diff", text) == "text"
+    assert colour_of("phase_diff", "pending") == "blue"
+    assert colour_of("phase_diff", "n/a") == "text"
+
+
+def test_warning_pattern_is_highlighted():
+    for uid in ("lumen-overview", "lumen-rule-history"):
+        tables = [p for p in panels(_by_uid(uid)) if p["type"] == "table"]
+        warnings = [
+            o
+            for t in tables
+            for o in t["fieldConfig"]["overrides"]
+            if o["matcher"]["options"] == "Warning pattern"
+        ]
+        assert warnings, uid
+        for override in warnings:
+            props = {p["id"]: p["value"] for p in override["properties"]}
+            (mapping,) = props["mappings"]
+            assert mapping["options"]["1"]["color"] == "red"
+            assert props["custom.cellOptions"] == {"type": "color-background"}
+    count = next(
+        p for p in panels(_by_uid("lumen-overview")) if p["title"].endswith("warning pattern")
+    )
+    assert _colour(count["fieldConfig"]["defaults"]["thresholds"]["steps"], 1) == "red"
+
+
+def test_guide_text_panel_has_the_guide_and_the_routine():
+    (guide,) = [p for p in panels(_by_uid("lumen-overview")) if p["type"] == "text"]
+    content = guide["options"]["content"]
+    assert guide["options"]["mode"] == "markdown"
+    for words in ("phase_diff", "risk_band", "creative_band", "entropy_rate", "together with"):
+        assert words in content
+    for step in ("Change one rule", "Watch 2–3 minutes", "Read the effect", "runbook"):
+        assert step in content
+    assert "${pre_s}" in content and "${post_s}" in content
+
+
+def test_rule_history_lists_the_changes_per_rule():
+    dashboard = _by_uid("lumen-rule-history")
+    (rule,) = [v for v in dashboard["templating"]["list"] if v["name"] == "rule"]
+    assert rule["multi"] and rule["includeAll"] and rule["allValue"] == ".*"
+    changes = next(p for p in panels(dashboard) if p["title"].startswith("Recent changes"))
+    assert changes["type"] == "table"
+    assert 'lumen_rule_change_timestamp_seconds{rule=~"$rule"}' in _exprs(changes)[0]
+    renamed = changes["transformations"][1]["options"]["renameByName"]
+    assert {renamed[f"d_{s}"] for s in ("phase", "entropy", "creative", "risk")} == {
+        f"Δ {signal}" for signal in SIGNALS
+    }
+
+
+def test_pipeline_health_covers_staleness_parse_errors_pending_and_scrapes():
+    exprs = " ".join(e for p in panels(_by_uid("lumen-pipeline")) for e in _exprs(p))
+    for needed in (
+        "lumen:metrics_age_seconds",
+        "lumen_input_parse_errors_total",
+        "lumen_rule_events_pending",
+        "lumen:rule_oldest_pending_overdue_seconds",
+        'up{job="lumen-exporter"}',
+        "lumen_input_readable",
+    ):
+        assert needed in exprs
+
+
+def test_units_of_times_and_counts():
+    for dashboard in _dashboards().values():
+        for panel in panels(dashboard):
+            exprs = " ".join(_exprs(panel))
+            defaults = panel.get("fieldConfig", {}).get("defaults", {})
+            if panel["type"] == "stat" and re.search(
+                r"age_seconds|overdue_seconds|time\(\)", exprs
+            ):
+                assert defaults["unit"] == "s", panel["title"]
+            if panel["type"] == "stat" and re.search(r"pending\b|errors_total", exprs):
+                assert defaults["decimals"] == 0, panel["title"]
+
+
+# --- annotations -------------------------------------------------------------------------
+
+
+def test_every_dashboard_with_time_series_marks_every_rule_change():
+    for name, dashboard in _dashboards().items():
+        if not any(p["type"] == "timeseries" for p in panels(dashboard)):
+            continue
+        (annotation,) = [
+            a
+            for a in dashboard["annotations"]["list"]
+            if "lumen_rule_change_timestamp_seconds" in a["target"]["expr"]
+        ]
+        assert annotation["enable"] is True and annotation["hide"] is False, name
+        # no panel filter: Grafana then draws the markers on every time-series panel
+        assert "filter" not in annotation, name
+        assert annotation["datasource"] == {"type": "prometheus", "uid": UID}
+        assert annotation["target"]["expr"] == annotation["expr"] == RULE_CHANGE_EXPR
+        assert annotation["useValueForTime"] is True
+        # the exporter's value is in seconds; useValueForTime reads milliseconds
+        assert RULE_CHANGE_EXPR.endswith("* 1000")
+        assert annotation["tagKeys"] == "rule"
+        assert "{{rule}}" in annotation["titleFormat"] and "{{actor}}" in annotation["titleFormat"]
+        text = annotation["textFormat"]
+        assert "{{old}} → {{new}}" in text
+        for label in ("d_phase", "d_entropy", "d_creative", "d_risk"):
+            assert f"{{{{{label}}}}}" in text
+
+
+def test_rule_change_annotation_shows_each_change_once(tmp_path):
+    """Evaluates the annotation query as Grafana's range query would see it.
+
+    A change's series is "pending" until its effect is written, then carries the Δs:
+    only one marker per change may remain, including when the same rule goes back and
+    forth (a new pending change with the labels of an older, written one).
+    """
+    base = 'job="lumen-exporter", instance="exporter:9108", rule="r", actor="Lubit"'
+    pending = 'd_phase="pending", d_entropy="pending", d_creative="pending", d_risk="pending"'
+    written_12 = 'd_phase="0.1", d_entropy="-0.2", d_creative="0.3", d_risk="-0.4"'
+    written_21 = 'd_phase="-0.1", d_entropy="0.2", d_creative="-0.3", d_risk="0.4"'
+    series = "lumen_rule_change_timestamp_seconds"
+    # 15 s steps from 0 to 180 s: 1 -> 2 at 60 s (written at 90 s), 2 -> 1 at 105 s
+    # (written at 135 s), 1 -> 2 again at 150 s (still pending at the end).
+    inputs = [
+        (
+            f'{series}{{{base}, old="1", new="2", {pending}}}',
+            "_ _ _ _ 60 60 stale _ _ _ 150 150 150",
+        ),
+        (f'{series}{{{base}, old="1", new="2", {written_12}}}', "_ _ _ _ _ _ 60 60 60 60 60 60 60"),
+        (f'{series}{{{base}, old="2", new="1", {pending}}}', "_ _ _ _ _ _ _ 105 105 stale _ _ _"),
+        (
+            f'{series}{{{base}, old="2", new="1", {written_21}}}',
+            "_ _ _ _ _ _ _ _ _ 105 105 105 105",
+        ),
+    ]
+    labels = 'rule="r", actor="Lubit"'
+    scraped = 'job="lumen-exporter", instance="exporter:9108"'
+    # labels -> (points over the range, change time in ms); no other series may remain
+    kept = {
+        f'{{{scraped}, {labels}, old="1", new="2", {written_12}}}': (7, 60000),
+        f'{{{scraped}, {labels}, old="2", new="1", {written_21}}}': (4, 105000),
+        f'{{{labels}, old="1", new="2", {pending}}}': (3, 150000),
+    }
+    expr = _by_uid("lumen-overview")["annotations"]["list"][0]["target"]["expr"]
+    window = f"({expr})[3m:15s]"
+    suite = {
+        "rule_files": [],
+        "tests": [
+            {
+                "interval": "15s",
+                "input_series": [{"series": s, "values": v} for s, v in inputs],
+                "promql_expr_test": [
+                    {
+                        "expr": f"count_over_time({window})",
+                        "eval_time": "3m",
+                        "exp_samples": [{"labels": k, "value": n} for k, (n, _) in kept.items()],
+                    },
+                    {
+                        "expr": f"min_over_time({window})",
+                        "eval_time": "3m",
+                        "exp_samples": [{"labels": k, "value": t} for k, (_, t) in kept.items()],
+                    },
+                    {
+                        "expr": f"max_over_time({window})",
+                        "eval_time": "3m",
+                        "exp_samples": [{"labels": k, "value": t} for k, (_, t) in kept.items()],
+                    },
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "annotation_test.yml"
+    path.write_text(yaml.safe_dump(suite, sort_keys=False), encoding="utf-8")
+    result = subprocess.run(
+        [promtool(), "test", "rules", str(path)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- queries -----------------------------------------------------------------------------
+
+
+def test_every_query_parses_as_promql(tmp_path):
+    """Every target, annotation and variable query, variables filled in, through promtool."""
+    rules = []
+    for name, dashboard in _dashboards().items():
+        for number, expr in enumerate(expressions(dashboard)):
+            rules.append(
+                {"record": f"dashboard:{Path(name).stem.replace('-', '_')}:{number}", "expr": expr}
+            )
+    assert len(rules) > 30
+    path = tmp_path / "dashboard_queries.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "queries", "rules": rules}]}), "utf-8")
+    result = subprocess.run(
+        [promtool(), "check", "rules", str(path)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_queries_read_only_published_metrics_and_recorded_rules():
+    records = _records()
+    for dashboard in _dashboards().values():
+        for expr in expressions(dashboard):
+            names = series_names(expr, EXPORTER_METRICS)
+            unknown = names - EXPORTER_METRICS - records
+            assert unknown == set(), expr
+            bare = set(re.findall(r"(?<![\w:])(up|ALERTS)(?=\{)", expr))
+            assert bare <= PROMETHEUS_SERIES
+
+
+def test_queries_use_no_prometheus_3_only_syntax():
+    for dashboard in _dashboards().values():
+        for expr in raw_expressions(dashboard):
+            # quoted (UTF-8) metric names and Prometheus 3 renamed functions
+            assert not re.search(r'\{\s*"', expr), expr
+            assert not re.search(r"double_exponential_smoothing|info\(", expr), expr
+
+
+def test_expressions_fill_in_variables():
+    dashboard = {
+        "panels": [
+            {
+                "type": "row",
+                "panels": [{"targets": [{"expr": 'a{rule=~"$rule"}[$__rate_interval]'}]}],
+            },
+            {"targets": [{"expr": "b[${__range}]", "refId": "A"}, {"expr": "c", "hide": True}]},
+        ],
+        "annotations": {"list": [{"enable": True, "target": {"expr": 'd{x="${host:regex}"}'}}]},
+        "templating": {
+            "list": [
+                {
+                    "name": "rule",
+                    "type": "query",
+                    "includeAll": True,
+                    "allValue": ".*",
+                    "query": 'label_values(lumen_x{a="b"}, rule)',
+                },
+                {
+                    "name": "host",
+                    "type": "query",
+                    "current": {"value": ["h1", "h2"]},
+                    "query": {"query": "query_result(max(lumen_y))"},
+                },
+                {"name": "plain", "type": "query", "query": "label_values(rule)"},
+            ]
+        },
+    }
+    assert expressions(dashboard) == [
+        'a{rule=~".*"}[1m]',
+        "b[1h]",
+        'd{x="h1|h2"}',
+        'lumen_x{a="b"}',
+        "max(lumen_y)",
+    ]
+    assert expressions(dashboard, {"rule": "creative_min"})[0] == 'a{rule=~"creative_min"}[1m]'
+    with pytest.raises(KeyError, match="nope"):
+        expressions({"panels": [{"targets": [{"expr": "x[$nope]"}]}]})
