@@ -101,6 +101,7 @@ class HistoryReader:
         self.lineno = 0
         self.ino: int | None = None
         self.exists = False
+        self.generation = 0  # counts restarts from the top (file replaced or truncated)
         # Set when a last line without its newline was taken because it parsed whole.
         self._took_unterminated = False
 
@@ -114,6 +115,7 @@ class HistoryReader:
         if st.st_ino != self.ino or st.st_size < self.offset:
             self.ino, self.offset, self.lineno = st.st_ino, 0, 0
             self._took_unterminated = False
+            self.generation += 1
         if st.st_size == self.offset:
             return []
         with open(self.path, "rb") as f:

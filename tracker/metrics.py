@@ -407,22 +407,49 @@ class MetricsReader:
             self.prev = (max(seg.last_us, self.prev[0] if self.prev else seg.last_us), lines[-1])
         return seg
 
-    def last_time(self) -> int | None:
-        """Time of the last complete row, read from the file's tail."""
+    def tail(self, max_bytes: int = 65536) -> tuple[int, list[float]] | None:
+        """The newest row's time and each metric's newest finite value, from the file's end.
+
+        Reads at most `max_bytes` however long the file is; a metric with no finite value
+        there is NaN. None when there is no complete row.
+        """
         f = self._open()
         if f is None:
             return None
         with f:
             size = os.fstat(f.fileno()).st_size
-            f.seek(max(self.offset if self.offset else 0, size - 65536))
-            tail = f.read()
-        for raw in reversed(tail.split(b"\n")[:-1]):
-            fields = raw.decode("utf-8", errors="replace").rstrip("\r").split(",")
-            try:
-                return self.tp.parse(fields[self.header.ts_index])
-            except (ValueError, IndexError, OverflowError):
+            start = max(self.data_start, size - max_bytes)
+            f.seek(start)
+            block = f.read(size - start)
+        lines = block.split(b"\n")[:-1]  # the last may be half written
+        if start > self.data_start and lines:
+            lines = lines[1:]  # the first may be cut
+        newest: int | None = None
+        values = [NAN] * len(METRICS)
+        header = self.header
+        for raw in reversed(lines):
+            fields = next(csv.reader([raw.decode("utf-8", errors="replace").rstrip("\r")]), [])
+            if len(fields) != header.ncols:
                 continue
-        return None
+            try:
+                t = self.tp.parse(fields[header.ts_index])
+            except (ValueError, OverflowError):
+                continue
+            if newest is None:
+                newest = t
+            for k, c in enumerate(header.cols):
+                if math.isnan(values[k]):
+                    v, _ = _number(fields[c])
+                    if math.isfinite(v):
+                        values[k] = v
+            if not any(math.isnan(v) for v in values):
+                break
+        return None if newest is None else (newest, values)
+
+    def last_time(self) -> int | None:
+        """Time of the last complete row, read from the file's tail."""
+        last = self.tail()
+        return None if last is None else last[0]
 
 
 class SampleBuffer:

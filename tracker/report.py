@@ -11,6 +11,7 @@ class Reporter:
         self.stream = stream
         self._seen: set[tuple[str, int, str]] = set()
         self.count = 0
+        self.by_file: dict[str, int] = {}
 
     def bad(self, file: str, line: int, reason: str) -> None:
         key = (file, line, reason)
@@ -18,6 +19,7 @@ class Reporter:
             return
         self._seen.add(key)
         self.count += 1
+        self.by_file[file] = self.by_file.get(file, 0) + 1
         print(f"{file}:{line}: {reason}", file=self.stream or sys.stderr, flush=True)
 
     def info(self, message: str) -> None:

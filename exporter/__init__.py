@@ -1,0 +1,1 @@
+"""Prometheus exporter: gateway state, latest signals and rule effects, read at scrape time."""

@@ -1,0 +1,190 @@
+"""The data root as the exporter sees it: each file re-read only when it changed.
+
+Every reader is the tracker's own (tracker.history, tracker.metrics, tracker.store), so
+the exporter and the tracker never disagree about a file format.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from tracker.history import HistoryReader, RuleEvent
+from tracker.metrics import MetricsFileError, MetricsReader
+from tracker.report import Reporter
+from tracker.settings import Settings
+from tracker.store import EffectsFileError, read_effects, row_key
+from tracker.timeparse import TimeParser
+
+STATES = ("unknown", "initializing", "binding", "resonating", "locked")
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """What tells a file changed: inode (a rename), size and mtime."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@dataclass
+class Health:
+    readable: bool = False
+    errors: int = 0
+    why: str = ""
+
+
+class Activation:
+    """gateway_activation.yaml: gateway.status as 0..4."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.health = Health()
+        self._stamp: tuple | None = None
+        self.status: int | None = None
+
+    def refresh(self) -> None:
+        stamp = _stamp(self.path)
+        if stamp is None:
+            self._stamp, self.status = None, None
+            self.health.readable, self.health.why = False, "missing"
+            return
+        if stamp == self._stamp:
+            return
+        self._stamp = stamp
+        try:
+            doc = yaml.safe_load(self.path.read_text(encoding="utf-8", errors="replace"))
+        except (OSError, yaml.YAMLError) as e:
+            self.status = None
+            self.health.readable, self.health.why = False, f"unreadable: {e}"
+            self.health.errors += 1
+            return
+        self.health.readable, self.health.why = True, ""
+        gateway = doc.get("gateway") if isinstance(doc, dict) else None
+        raw = gateway.get("status") if isinstance(gateway, dict) else None
+        status = str(raw).strip().lower() if raw is not None else ""
+        if status in STATES:
+            self.status = STATES.index(status)
+        else:
+            # A present file with no known state: 'unknown' is SPEC's own state 0.
+            self.status = 0
+            self.health.errors += 1
+
+
+class LatestSample:
+    """The newest row of logs/metrics.csv, from the file's tail only."""
+
+    def __init__(self, path: Path, tp: TimeParser, rep: Reporter) -> None:
+        self.path = path
+        self.reader = MetricsReader(path, tp, rep)
+        self.health = Health()
+        self._stamp: tuple | None = None
+        self.sample: tuple[int, list[float]] | None = None
+
+    def refresh(self) -> None:
+        stamp = _stamp(self.path)
+        if stamp == self._stamp and stamp is not None:
+            return
+        self._stamp = stamp
+        try:
+            self.sample = self.reader.tail()
+        except (OSError, MetricsFileError) as e:
+            self.sample = None
+            self.health.readable, self.health.why = False, str(e)
+            self.health.errors += 1
+            return
+        self.health.readable = self.reader.exists
+        self.health.why = "" if self.reader.exists else "missing"
+
+
+@dataclass
+class History:
+    """controls/rules_history.jsonl, read incrementally: only appended lines are parsed."""
+
+    path: Path
+    tp: TimeParser
+    rep: Reporter
+    events: dict[tuple, RuleEvent] = field(default_factory=dict)
+    health: Health = field(default_factory=Health)
+
+    def __post_init__(self) -> None:
+        self.reader = HistoryReader(self.path, self.tp, self.rep)
+
+    def refresh(self) -> None:
+        generation = self.reader.generation
+        try:
+            new = self.reader.read_new()
+        except OSError as e:
+            self.health.readable, self.health.why = False, str(e)
+            return
+        if self.reader.generation != generation:  # replaced or truncated: read anew
+            self.events = {ev.key: ev for ev in new}
+            new = []
+        for ev in new:
+            self.events.setdefault(ev.key, ev)
+        self.health.readable = self.reader.exists
+        self.health.why = "" if self.reader.exists else "missing"
+        self.health.errors = self.rep.by_file.get(str(self.path), 0)
+
+
+class Effects:
+    """logs/rules_effects.csv, parsed again only after the tracker replaced it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.health = Health()
+        self._stamp: tuple | None = None
+        self.rows: list[dict[str, str]] = []
+        self.keys: set[tuple] = set()
+
+    def refresh(self) -> bool:
+        """True when the rows changed."""
+        stamp = _stamp(self.path)
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        if stamp is None:
+            self.rows, self.keys = [], set()
+            self.health.readable, self.health.why = False, "missing"
+            return True
+        try:
+            _, rows = read_effects(self.path)
+        except (OSError, EffectsFileError) as e:
+            self.rows, self.keys = [], set()
+            self.health.readable, self.health.why = False, str(e)
+            self.health.errors += 1
+            return True
+        good = []
+        for r in rows:
+            if None in r.values() or None in r:  # fewer or more fields than the header
+                self.health.errors += 1
+                continue
+            good.append(r)
+        self.rows = good
+        self.keys = {row_key(r) for r in good}
+        self.health.readable, self.health.why = True, ""
+        return True
+
+
+class DataRoot:
+    def __init__(self, s: Settings, rep: Reporter) -> None:
+        tp = TimeParser(s.naive_zone)
+        self.settings = s
+        self.tp = tp
+        self.activation = Activation(s.activation_path)
+        self.latest = LatestSample(s.metrics_path, tp, rep)
+        self.history = History(s.history_path, tp, rep)
+        self.effects = Effects(s.effects_path)
+
+    def refresh(self) -> bool:
+        """Brings every source up to date; True when effects or history changed."""
+        self.activation.refresh()
+        self.latest.refresh()
+        n = len(self.history.events)
+        self.history.refresh()
+        changed = self.effects.refresh()
+        return changed or len(self.history.events) != n
