@@ -20,36 +20,29 @@ def _mean(vals: list[float]) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
 
-def _number(text: str) -> float | None:
+def _valid(text: str) -> bool:
     try:
-        v = float(text)
+        return math.isfinite(float(text))
     except ValueError:
-        return None
-    return v if math.isfinite(v) else None
+        return False
 
 
 def naive(root: Path, pre: float = 30, post: float = 30, guard: float = 1) -> list[dict]:
-    """The original script's method: every row into memory as an object, then for each
-    event one scan over every row."""
-    rows = []
+    """The original script's method: every row into memory as a dict, then for each event
+    a scan over every row for each window."""
     with open(root / "logs" / "metrics.csv", encoding="utf-8") as f:
-        for r in csv.DictReader(f):
-            t = datetime.fromisoformat(r["ts"]).timestamp()
-            rows.append((t, [_number(r[m]) for m in METRICS]))
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        r["t"] = datetime.fromisoformat(r["ts"]).timestamp()
     out = []
     for ev in _events(root):
         t0 = datetime.fromisoformat(ev["ts"]).timestamp()
-        a, b, c, d = t0 - pre, t0 - guard, t0 + guard, t0 + post
-        before, after = [], []
-        for t, vals in rows:
-            if a <= t <= b:
-                before.append(vals)
-            elif c <= t <= d:
-                after.append(vals)
+        before = [r for r in rows if t0 - pre <= r["t"] <= t0 - guard]
+        after = [r for r in rows if t0 + guard <= r["t"] <= t0 + post]
         res = {"rule_ts": ev["ts"], "rule": ev["rule"]}
-        for i, m in enumerate(METRICS):
-            m0 = _mean([v[i] for v in before if v[i] is not None])
-            m1 = _mean([v[i] for v in after if v[i] is not None])
+        for m in METRICS:
+            m0 = _mean([float(r[m]) for r in before if _valid(r[m])])
+            m1 = _mean([float(r[m]) for r in after if _valid(r[m])])
             res[m] = None if m0 is None or m1 is None else m1 - m0
         out.append(res)
     return out

@@ -90,7 +90,7 @@ def test_full_root_value_by_value(tmp_path):
     assert v == T0S
     assert (lab["actor"], lab["old"], lab["new"]) == ("Lubit", "0.22", "0.24")
     assert (lab["d_phase"], lab["d_entropy"], lab["d_creative"], lab["d_risk"]) == (
-        "2", "0", "-0.8356", "0")
+        "2", "0", f"{(95 * 2 + 51) / 146 - 2:.4g}", "0")  # creative falls to 1 at +20 s
     assert changes["loop_rate_hz"][0]["d_phase"] == "pending"
     for f in ("metrics.csv", "rules_history.jsonl", "rules_effects.csv",
               "gateway_activation.yaml"):
