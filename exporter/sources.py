@@ -152,20 +152,15 @@ class Effects:
             self.health.readable, self.health.why = False, "missing"
             return True
         try:
-            _, rows = read_effects(self.path)
+            _, rows, bad = read_effects(self.path)
         except (OSError, EffectsFileError) as e:
             self.rows, self.keys = [], set()
             self.health.readable, self.health.why = False, str(e)
             self.health.errors += 1
             return True
-        good = []
-        for r in rows:
-            if None in r.values() or None in r:  # fewer or more fields than the header
-                self.health.errors += 1
-                continue
-            good.append(r)
-        self.rows = good
-        self.keys = {row_key(r) for r in good}
+        self.health.errors = len(bad)
+        self.rows = rows
+        self.keys = {row_key(r) for r in rows}
         self.health.readable, self.health.why = True, ""
         return True
 

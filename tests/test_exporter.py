@@ -23,7 +23,6 @@ from tracker.report import Reporter
 from tracker.run import run_once
 from tracker.settings import resolve
 
-
 T0S = T0.timestamp()  # the test change's time, 13:10:00 KST
 
 

@@ -237,3 +237,23 @@ def test_values_json_would_accept_or_misread_are_not_numbers(tmp_path, junk):
     assert row["n_pre_entropy"] == ("145" if "," in junk else "146")
     assert row["n_pre_phase"] in ("145", "146")  # '1_0' is a number to Python's float()
     assert all(isinstance(float(row[f"pre_{m}"]), float) for m in ("phase", "entropy"))
+
+
+def test_damaged_effects_row_is_neither_rewritten_nor_fatal(tmp_path):
+    good_metrics(tmp_path)
+    write_history(tmp_path, [event(0), event(0, rule="r2")])
+    run(tmp_path)
+    p = tmp_path / "logs" / "rules_effects.csv"
+    lines = p.read_text().splitlines()
+    lines[1] = ",".join(lines[1].split(",")[:7])  # first row cut to 7 fields by hand
+    p.write_text("\n".join(lines) + "\n")
+    summary, _ = run(tmp_path)
+    assert summary.written == 0
+    assert len(p.read_text().splitlines()) == 3
+
+    from exporter.cli import build
+    from tests.test_exporter import one, scrape
+
+    m = scrape(build(str(tmp_path)))
+    assert one(m, "lumen_input_parse_errors_total", file="rules_effects.csv") == 1
+    assert one(m, "lumen_rule_effects_written_total") == 1

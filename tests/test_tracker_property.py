@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -26,9 +26,9 @@ def fmt_ts(ms: int, style: str) -> str:
     if style == "kst_ms":
         return dt.isoformat(timespec="milliseconds")
     if style == "utc_z":
-        return dt.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace(
+        return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace(
             "+00:00", "Z")
-    return dt.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    return dt.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 values = st.one_of(

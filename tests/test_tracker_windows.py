@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+from datetime import UTC
 
 import pytest
 
@@ -127,11 +128,10 @@ def test_confounded_only_when_windows_overlap(tmp_path):
 
 
 def test_offsets_compare_as_instants(tmp_path):
-    from datetime import timezone
 
     write_metrics(tmp_path, sample_rows(-30, 31, value=lambda t: (1 if t < 0 else 3, 0, 0, 0)))
     utc_event = event(0)
-    utc_event["ts"] = ts(0, tz=timezone.utc, ms=False)  # 04:10:00+00:00 == 13:10:00+09:00
+    utc_event["ts"] = ts(0, tz=UTC, ms=False)  # 04:10:00+00:00 == 13:10:00+09:00
     write_history(tmp_path, [utc_event])
     run(tmp_path)
     (row,) = effects(tmp_path)

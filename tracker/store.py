@@ -32,19 +32,24 @@ def _header_ok(fields: list[str], path: Path) -> list[str]:
     return fields
 
 
-def read_effects(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    """The header and the complete rows; a half row at the end (a crash) is ignored."""
+def read_effects(path: Path) -> tuple[list[str], list[dict[str, str]], list[list[str]]]:
+    """The header, the rows, and the rows with the wrong number of fields (edited by hand?).
+
+    A half row at the end (a crash of an older writer) is ignored.
+    """
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return HEADER, []
+        return HEADER, [], []
     data = data[: data.rfind(b"\n") + 1]
     text = data.decode("utf-8", errors="replace").lstrip("\ufeff")
     rows = list(csv.reader(io.StringIO(text, newline="")))
     if not rows:
-        return HEADER, []
+        return HEADER, [], []
     header = _header_ok(rows[0], path)
-    return header, [dict(zip(header, r)) for r in rows[1:] if r]
+    good = [dict(zip(header, r)) for r in rows[1:] if len(r) == len(header)]
+    bad = [r for r in rows[1:] if r and len(r) != len(header)]
+    return header, good, bad
 
 
 KEY_COLUMNS = ("rule_ts", "actor", "rule", "old", "new")
@@ -65,8 +70,10 @@ class EffectsWriter:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.header, rows = read_effects(path)
+        self.header, rows, bad = read_effects(path)
+        # A damaged row still names its event in its first fields: not written twice.
         self.keys = {row_key(r) for r in rows}
+        self.keys.update(tuple(r[: len(KEY_COLUMNS)]) for r in bad if len(r) >= len(KEY_COLUMNS))
         self.rows_written = len(rows)
 
     def _replace(self, new_rows: list[list[str]]) -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from operator import itemgetter
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil.parser import isoparse
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 _OFFSET = re.compile(r"^(?:UTC)?([+-])(\d{2}):?(\d{2})$")
 
@@ -20,7 +20,7 @@ def parse_zone(text: str) -> tzinfo:
     """A zone from '+09:00', 'UTC' or an IANA name such as 'Asia/Seoul'."""
     text = text.strip()
     if text.upper() in ("UTC", "Z"):
-        return timezone.utc
+        return UTC
     m = _OFFSET.match(text)
     if m:
         sign = -1 if m.group(1) == "-" else 1
@@ -35,7 +35,7 @@ def to_us(dt: datetime) -> int:
     return (dt - EPOCH) // _US
 
 
-def from_us(us: int, tz: tzinfo = timezone.utc) -> datetime:
+def from_us(us: int, tz: tzinfo = UTC) -> datetime:
     return (EPOCH + timedelta(microseconds=us)).astimezone(tz)
 
 
@@ -88,7 +88,7 @@ class FixedFormat:
         if not m:
             return None
         suffix = m.group(3)
-        zone = timezone.utc if suffix == "Z" else parse_zone(suffix)
+        zone = UTC if suffix == "Z" else parse_zone(suffix)
         return cls(len(ts), m.group(1), len(m.group(2) or ""), suffix, zone)
 
     def signature(self) -> tuple:
