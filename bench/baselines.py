@@ -54,17 +54,49 @@ def _micros(pd, ts):
     return t.astype("datetime64[us, UTC]").astype("int64").to_numpy()
 
 
-def pandas_way(root: Path, pre: float = 30, post: float = 30, guard: float = 1) -> list[dict]:
-    """What a competent engineer writes with pandas: vectorised parse, a sorted time index,
-    searchsorted for each window."""
-    import numpy as np
+def _frame(root: Path):
     import pandas as pd
 
     df = pd.read_csv(root / "logs" / "metrics.csv")
-    t = _micros(pd, df["ts"])
+    df["t"] = _micros(pd, df["ts"])
+    for m in METRICS:
+        df[m] = pd.to_numeric(df[m], errors="coerce")
+    return df
+
+
+def pandas_masks(root: Path, pre: float = 30, post: float = 30, guard: float = 1) -> list[dict]:
+    """The usual pandas script: a vectorised parse, then a boolean mask per window."""
+    import numpy as np
+    import pandas as pd
+
+    df = _frame(root)
+    t = df["t"].to_numpy()
+    vals = {m: df[m].to_numpy().copy() for m in METRICS}
+    for v in vals.values():
+        v[~np.isfinite(v)] = np.nan
+    us = 1_000_000
+    out = []
+    for ev in _events(root):
+        t0 = int(_micros(pd, pd.Series([ev["ts"]]))[0])
+        before = (t >= t0 - int(pre * us)) & (t <= t0 - int(guard * us))
+        after = (t >= t0 + int(guard * us)) & (t <= t0 + int(post * us))
+        res = {"rule_ts": ev["ts"], "rule": ev["rule"]}
+        for m in METRICS:
+            res[m] = np.nanmean(vals[m][after]) - np.nanmean(vals[m][before])
+        out.append(res)
+    return out
+
+
+def pandas_way(root: Path, pre: float = 30, post: float = 30, guard: float = 1) -> list[dict]:
+    """pandas at its best: a sorted time index and searchsorted for each window."""
+    import numpy as np
+    import pandas as pd
+
+    df = _frame(root)
+    t = df["t"].to_numpy()
     order = np.argsort(t, kind="stable")
     t = t[order]
-    vals = {m: pd.to_numeric(df[m], errors="coerce").to_numpy()[order] for m in METRICS}
+    vals = {m: df[m].to_numpy()[order] for m in METRICS}
     for v in vals.values():
         v[~np.isfinite(v)] = np.nan
     ev = pd.DataFrame(_events(root))

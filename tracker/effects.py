@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from bisect import bisect_left, bisect_right
 
 from tracker import SHORT
@@ -21,7 +22,7 @@ def seconds_text(s: float) -> str:
     return str(int(s)) if float(s).is_integer() else repr(float(s))
 
 
-def _mean(values: list[float]) -> float | None:
+def _mean(values: Sequence[float]) -> float | None:
     if not values:
         return None
     try:

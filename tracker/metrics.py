@@ -26,7 +26,8 @@ from tracker.timeparse import FixedFormat, TimeParser, signatures
 
 CHUNK_BYTES = 4 << 20
 NAN = math.nan
-_NOT_IN_NUMBERS = ("u", "l", "s", "r", '"', "{")
+_PLAIN_NUMBER_CHARS = str.maketrans("", "", "0123456789.,-+[] \t\r")
+_NUMBER_LETTERS = "eENaIfinty"  # exponents, NaN, Infinity
 
 
 class MetricsFileError(Exception):
@@ -78,7 +79,8 @@ class Segment:
     def span(self, lo_us: int, hi_us: int) -> tuple[int, int]:
         raise NotImplementedError
 
-    def values(self, i: int, j: int) -> list[Sequence[float]]:
+    def values(self, i: int, j: int) -> tuple[list[Sequence[float]], bool]:
+        """Each metric's values of rows i..j-1, and True when all are known finite."""
         raise NotImplementedError
 
     def drop_before(self, us: int) -> None:
@@ -107,19 +109,21 @@ class FixedSegment(Segment):
         hi = self.fmt.key(hi_us, lower=False) + "\x7f"  # sorts after every line of that ts
         return bisect_left(self.lines, lo), bisect_right(self.lines, hi)
 
-    def values(self, i: int, j: int) -> list[Sequence[float]]:
+    def values(self, i: int, j: int) -> tuple[list[Sequence[float]], bool]:
         rows = self.lines[i:j]
         if not rows:
-            return [[] for _ in METRICS]
+            return [[] for _ in METRICS], True
         width = self.header.ncols - 1
         joined = "],[".join(map(itemgetter(slice(self.fmt.width + 1, None)), rows))
-        # One C-level parse of the whole block as JSON arrays of numbers. What could make
-        # JSON true/false/null (each has one of 'u', 'l', 's', 'r', which no number or
-        # NaN/Infinity has), strings, objects or nested arrays sends the block row by row,
-        # as does any value JSON rejects (blank, 'nan', '.5', ...) or a row whose field
-        # count is off.
+        # One C-level parse of the whole block as JSON arrays of numbers. What is left once
+        # the characters of plain decimals are deleted says what else is there: nothing
+        # (all finite), exponents or NaN/Infinity (finite unknown), or anything that could
+        # make JSON true/false/null, strings or objects, which sends the block row by row,
+        # as do values JSON rejects (blank, 'nan', '.5', ...) and rows with a field too
+        # many or too few.
+        rest = joined.translate(_PLAIN_NUMBER_CHARS)
         brackets = len(rows) - 1  # only the ones this join put in
-        if (not any(c in joined for c in _NOT_IN_NUMBERS) and joined.count("[") == brackets
+        if (rest.strip(_NUMBER_LETTERS) == "" and joined.count("[") == brackets
                 and joined.count("]") == brackets):
             try:
                 table = json.loads("[[" + joined + "]]")
@@ -127,8 +131,8 @@ class FixedSegment(Segment):
                 table = None
             if table is not None and set(map(len, table)) == {width}:
                 cols = list(zip(*table))
-                return [cols[c - 1] for c in self.header.cols]
-        return self._values_slowly(i, rows)
+                return [cols[c - 1] for c in self.header.cols], rest == ""
+        return self._values_slowly(i, rows), False
 
     def _values_slowly(self, i: int, rows: list[str]) -> list[list[float]]:
         cols: list[list[float]] = [[] for _ in METRICS]
@@ -166,8 +170,8 @@ class ParsedSegment(Segment):
     def span(self, lo_us: int, hi_us: int) -> tuple[int, int]:
         return bisect_left(self.keys, lo_us), bisect_right(self.keys, hi_us)
 
-    def values(self, i: int, j: int) -> list[Sequence[float]]:
-        return [c[i:j] for c in self.cols]
+    def values(self, i: int, j: int) -> tuple[list[Sequence[float]], bool]:
+        return [c[i:j] for c in self.cols], False
 
     def drop_before(self, us: int) -> None:
         i = bisect_left(self.keys, us)
@@ -468,16 +472,21 @@ class SampleBuffer:
         self.segments.clear()
         self.max_us = None
 
-    def window(self, lo_us: int, hi_us: int) -> list[list[float]]:
+    def window(self, lo_us: int, hi_us: int) -> list[Sequence[float]]:
         """Finite values of each metric with lo <= t <= hi, over every segment."""
         parts: list[list[Sequence[float]]] = [[] for _ in METRICS]
+        finite = True
         for seg in self.segments:
             if seg.last_us < lo_us or seg.first_us > hi_us:
                 continue
             i, j = seg.span(lo_us, hi_us)
             if i < j:
-                for acc, col in zip(parts, seg.values(i, j)):
+                cols, ok = seg.values(i, j)
+                finite = finite and ok
+                for acc, col in zip(parts, cols):
                     acc.append(col)
+        if finite and all(len(p) == 1 for p in parts):
+            return [p[0] for p in parts]  # the common case: one clean block, no copy
         return [list(filter(math.isfinite, chain.from_iterable(p))) for p in parts]
 
     def trim(self, keep_from_us: int) -> None:

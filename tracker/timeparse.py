@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from operator import itemgetter
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -106,11 +107,17 @@ class FixedFormat:
         q, r = divmod(us, step)
         if lower and r:
             q += 1
-        dt = from_us(q * step, self.zone)
-        text = dt.strftime(f"%Y-%m-%d{self.sep}%H:%M:%S")
+        sec, frac = divmod(q * step, 1_000_000)
+        text = _second_text(sec, self.sep, self.zone)
         if self.digits:
-            text += "." + f"{dt.microsecond:06d}"[: self.digits]
+            text += "." + f"{frac:06d}"[: self.digits]
         return text + self.suffix
+
+
+@lru_cache(maxsize=4096)
+def _second_text(sec: int, sep: str, zone: tzinfo) -> str:
+    # Window bounds of nearby events share seconds; formatting dates is the slow part.
+    return from_us(sec * 1_000_000, zone).strftime(f"%Y-%m-%d{sep}%H:%M:%S")
 
 
 def signatures(fmt: FixedFormat, lines: list[str]) -> Iterator[tuple]:
