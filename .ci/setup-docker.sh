@@ -16,19 +16,19 @@ if ! command -v docker-compose >/dev/null 2>&1 && ! docker compose version >/dev
     missing+=(docker-compose)
 fi
 command -v mmdebstrap >/dev/null 2>&1 || missing+=(mmdebstrap)
-# mmdebstrap needs these to build a rootfs as root without a signed keyring surprise.
+# mmdebstrap checks Debian's Release files against this keyring.
 dpkg -s debian-archive-keyring >/dev/null 2>&1 || missing+=(debian-archive-keyring)
 command -v iptables >/dev/null 2>&1 || missing+=(iptables)
 
 if [ "${#missing[@]}" -gt 0 ]; then
     log "installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
     as_root apt-get -o Acquire::Retries=3 update -qq </dev/null
-    as_root apt-get -o Acquire::Retries=3 install -y -qq --no-install-recommends \
-        "${missing[@]}" </dev/null
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get -o Acquire::Retries=3 install -y -qq \
+        --no-install-recommends "${missing[@]}" </dev/null
 fi
 
-if docker info >/dev/null 2>&1; then
+# As root: a user outside the docker group cannot ask a running daemon.
+if as_root docker info >/dev/null 2>&1; then
     log "dockerd already running"
     exit 0
 fi
@@ -39,7 +39,7 @@ log "starting dockerd (log: $logfile)"
 as_root sh -c "nohup setsid dockerd >>'$logfile' 2>&1 </dev/null &"
 
 for _ in $(seq 1 60); do
-    if docker info >/dev/null 2>&1; then
+    if as_root docker info >/dev/null 2>&1; then
         log "dockerd is up"
         exit 0
     fi

@@ -80,6 +80,7 @@ if [ "${LUMEN_AIRGAP_REBUILD:-0}" = 1 ] || [ -z "$existing_prometheus" ]; then
     log "prometheus image (Debian's prometheus package, mmdebstrap)"
     # /prometheus belongs to nobody (65534) like in the official image, so one named volume
     # works with both; wget is there for the compose healthcheck (busybox has it upstream).
+    # shellcheck disable=SC2016 # the hooks' $1 (the rootfs) is expanded by mmdebstrap
     rootfs "$workdir/prometheus.tar" essential prometheus,wget \
         --customize-hook='mkdir -p "$1/prometheus" && chown 65534:65534 "$1/prometheus"' \
         --customize-hook='chroot "$1" dpkg-query -W -f="\${Version}" prometheus > "$1/etc/prometheus-debian-version"'

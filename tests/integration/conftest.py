@@ -13,6 +13,7 @@ import base64
 import json
 import os
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -36,8 +37,9 @@ IMAGE_UID = 10001  # the image's user (Dockerfile), owner of the data root in th
 PRE_S, POST_S, GUARD_S = 5, 5, 1
 CORE_SERVICES = ["demo", "tracker", "exporter", "prometheus"]
 START_TIMEOUT_S = 300
-# Why the Grafana checks were skipped, repeated at the end of the run.
+# Why the Grafana checks were skipped, and the services' logs: shown at the end of the run.
 _grafana_skipped: list[str] = []
+_service_logs: list[str] = []
 
 
 def _run(*cmd: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -100,14 +102,17 @@ class FixtureRoot:
 
 
 @pytest.fixture(scope="session")
-def compose_env() -> Iterator[dict[str, str]]:
-    """Environment for compose (set in os.environ, which pytest-docker's shell inherits)."""
+def compose_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The variables compose.yaml is run with (on its command line: os.environ stays as is,
+    so that tests running after these see the environment they were started with)."""
     if not _docker_available():
         if os.environ.get("CI"):
             pytest.fail("CI: the docker engine is not reachable (run .ci/setup-docker.sh)")
         pytest.skip("no docker engine reachable (.ci/setup-docker.sh starts one)")
 
     env = {
+        # A path: bind-mounted as the data root (filled by the fixture_root fixture).
+        "LUMEN_DATA_DIR": str(tmp_path_factory.mktemp("lumen-root")),
         "LUMEN_BIND_ADDRESS": "127.0.0.1",
         "LUMEN_EXPORTER_PORT": str(_free_port()),
         "LUMEN_PROMETHEUS_PORT": str(_free_port()),
@@ -133,16 +138,7 @@ def compose_env() -> Iterator[dict[str, str]]:
         if airgap.get(var) and _image_present(airgap[var]):
             env[var] = airgap[var]
 
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        yield env
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    return env
 
 
 @pytest.fixture(scope="session")
@@ -163,12 +159,17 @@ def grafana_image(compose_env: dict[str, str]) -> tuple[str | None, str]:
 def pytest_terminal_summary(terminalreporter) -> None:
     for reason in _grafana_skipped:
         terminalreporter.write_line(f"integration: Grafana checks skipped: {reason}")
+    reports = terminalreporter.stats.get("failed", []) + terminalreporter.stats.get("error", [])
+    failed = [r for r in reports if "tests/integration/" in getattr(r, "nodeid", "")]
+    if failed and _service_logs:
+        terminalreporter.section("integration: the stack's logs (last lines per service)")
+        terminalreporter.write_line(_service_logs[-1])
 
 
 @pytest.fixture(scope="session")
-def fixture_root(tmp_path_factory: pytest.TempPathFactory, compose_env) -> Iterator[FixtureRoot]:
+def fixture_root(compose_env: dict[str, str]) -> Iterator[FixtureRoot]:
     """A data root with 2 minutes of history and one earlier rule change, fed live."""
-    root = tmp_path_factory.mktemp("lumen-root")
+    root = Path(compose_env["LUMEN_DATA_DIR"])
     now_s = int(time.time())
     start_ms = (now_s - 120) * 1000
     gateway = Gateway(root, start_ms, (0.30, 0.50, 0.22, 0.10))
@@ -191,8 +192,9 @@ def fixture_root(tmp_path_factory: pytest.TempPathFactory, compose_env) -> Itera
 
 # pytest-docker's fixtures, pointed at the project's compose.yaml.
 @pytest.fixture(scope="session")
-def docker_compose_command(compose_env) -> str:
-    return _compose_command()
+def docker_compose_command(compose_env: dict[str, str]) -> str:
+    assignments = " ".join(shlex.quote(f"{k}={v}") for k, v in sorted(compose_env.items()))
+    return f"env {assignments} {_compose_command()}"
 
 
 @pytest.fixture(scope="session")
@@ -202,7 +204,8 @@ def docker_compose_file() -> list[str]:
 
 @pytest.fixture(scope="session")
 def docker_compose_project_name(compose_env, fixture_root) -> str:
-    # Depends on compose_env so that `down` still has the variables compose.yaml needs.
+    # Depending on fixture_root makes `down` run while the fixture gateway still writes
+    # (fixtures are torn down in reverse order).
     return f"lumenit{os.getpid()}"
 
 
@@ -251,7 +254,7 @@ def stack(
     fixture_root: FixtureRoot,
     docker_ip: str,
     grafana_image: tuple[str | None, str],
-) -> Stack:
+) -> Iterator[Stack]:
     """The running stack, every service healthy."""
     compose = DockerComposeExecutor(
         docker_compose_command, docker_compose_file, docker_compose_project_name
@@ -277,7 +280,7 @@ def stack(
     def url(service: str, port: int) -> str:
         return f"http://{docker_ip}:{docker_services.port_for(service, port)}"
 
-    return Stack(
+    yield Stack(
         root=fixture_root.root,
         gateway=fixture_root.gateway,
         prometheus_url=url("prometheus", 9090),
@@ -288,6 +291,8 @@ def stack(
         started_at=started_at,
         history_change=fixture_root.history_change,
     )
+    # Kept for the end of the run, where they explain a failed test.
+    _service_logs.append(_dump_logs(compose))
 
 
 def http_json(
