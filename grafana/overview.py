@@ -241,11 +241,8 @@ def _delta_table() -> table.Panel:
         "sign, red a warning sign, orange not good; Min samples in red means unreliable "
         "(under 50 on a side); Confounded means another change fell inside the windows.",
         targets,
-        organize={
-            "excludeByName": {"Time": True},
-            "indexByName": {name: index for index, name in enumerate(order)},
-            "renameByName": rename,
-        },
+        order=order,
+        rename=rename,
         overrides=overrides,
         sort_by="Changed at",
     )

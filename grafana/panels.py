@@ -90,7 +90,9 @@ def table_panel(
     description: str,
     targets: list[prometheus.Dataquery],
     *,
-    organize: dict[str, object],
+    order: list[str],
+    rename: dict[str, str],
+    hide: tuple[str, ...] = ("Time",),
     overrides: list[dashboard.DashboardFieldConfigSourceOverrides],
     sort_by: str,
     descending: bool = True,
@@ -100,6 +102,11 @@ def table_panel(
     merge joins the queries' rows on their common label columns; organize then hides,
     orders and renames the columns (its options use the original field names).
     """
+    organize = {
+        "excludeByName": {name: True for name in hide},
+        "indexByName": {name: index for index, name in enumerate(order)},
+        "renameByName": rename,
+    }
     return (
         table.Panel()
         .title(title)

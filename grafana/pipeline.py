@@ -197,16 +197,9 @@ def _trends(layout: Layout) -> None:
                     table=True,
                 )
             ],
-            organize={
-                "excludeByName": {
-                    "Time": True,
-                    "Value": True,
-                    "__name__": True,
-                    "alertstate": True,
-                },
-                "indexByName": {"alertname": 0, "severity": 1},
-                "renameByName": {},
-            },
+            order=["alertname", "severity"],
+            rename={},
+            hide=("Time", "Value", "__name__", "alertstate"),
             overrides=[],
             sort_by="alertname",
             descending=False,

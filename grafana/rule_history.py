@@ -70,11 +70,9 @@ def _changes() -> table.Panel:
         "until the post window has passed). Green is a good sign, red a warning sign, orange "
         "not good; ⚠ marks the warning pattern. The rows to copy into the runbook.",
         targets,
-        organize={
-            "excludeByName": {"Time": True, "job": True, "instance": True},
-            "indexByName": {name: index for index, name in enumerate(order)},
-            "renameByName": rename,
-        },
+        order=order,
+        rename=rename,
+        hide=("Time", "job", "instance"),
         overrides=overrides,
         sort_by="Changed at",
     )
@@ -138,11 +136,8 @@ def _latest_detail() -> table.Panel:
         "them. Sample counts under 50 (10 s at 5 Hz) are red: that Δ is unreliable. "
         "Confounded: another change fell inside the windows.",
         targets,
-        organize={
-            "excludeByName": {"Time": True},
-            "indexByName": {name: index for index, name in enumerate(order)},
-            "renameByName": rename,
-        },
+        order=order,
+        rename=rename,
         overrides=overrides,
         sort_by="Rule",
         descending=False,

@@ -5,9 +5,7 @@ through promtool, which parses (and for the annotation, evaluates) the PromQL.
 """
 
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -30,16 +28,6 @@ PROVISIONING = REPO / "grafana" / "provisioning"
 UID = "lumen-prometheus"
 SIGNALS = ("phase_diff", "entropy_rate", "creative_band", "risk_band")
 STATES = {"0": "unknown", "1": "initializing", "2": "binding", "3": "resonating", "4": "locked"}
-
-
-def promtool() -> str:
-    """Path of promtool; in CI its absence is a failure, elsewhere a reason to skip."""
-    path = shutil.which("promtool")
-    if path:
-        return path
-    if os.environ.get("CI", "").lower() in ("true", "1"):
-        pytest.fail("promtool is missing: CI must install Debian's prometheus package")
-    pytest.skip("promtool is not installed (apt-get install prometheus provides it)")
 
 
 def _dashboards() -> dict[str, dict]:
@@ -386,7 +374,7 @@ def test_every_dashboard_with_time_series_marks_every_rule_change():
             assert f"{{{{{label}}}}}" in text
 
 
-def test_rule_change_annotation_shows_each_change_once(tmp_path):
+def test_rule_change_annotation_shows_each_change_once(tmp_path, promtool):
     """Evaluates the annotation query as Grafana's range query would see it.
 
     A change's series is "pending" until its effect is written, then carries the Δs:
@@ -451,7 +439,7 @@ def test_rule_change_annotation_shows_each_change_once(tmp_path):
     path = tmp_path / "annotation_test.yml"
     path.write_text(yaml.safe_dump(suite, sort_keys=False), encoding="utf-8")
     result = subprocess.run(
-        [promtool(), "test", "rules", str(path)], capture_output=True, text=True, check=False
+        [promtool, "test", "rules", str(path)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -459,7 +447,7 @@ def test_rule_change_annotation_shows_each_change_once(tmp_path):
 # --- queries -----------------------------------------------------------------------------
 
 
-def test_every_query_parses_as_promql(tmp_path):
+def test_every_query_parses_as_promql(tmp_path, promtool):
     """Every target, annotation and variable query, variables filled in, through promtool."""
     rules = []
     for name, dashboard in _dashboards().items():
@@ -471,7 +459,7 @@ def test_every_query_parses_as_promql(tmp_path):
     path = tmp_path / "dashboard_queries.yml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "queries", "rules": rules}]}), "utf-8")
     result = subprocess.run(
-        [promtool(), "check", "rules", str(path)], capture_output=True, text=True, check=False
+        [promtool, "check", "rules", str(path)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
 

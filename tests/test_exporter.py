@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -148,7 +147,7 @@ def test_bad_lines_are_counted_and_blank_latest_values_skipped(tmp_path):
         T0S + 40.2, abs=1e-3)
 
 
-def test_awkward_rule_names_survive_the_exposition(tmp_path):
+def test_awkward_rule_names_survive_the_exposition(tmp_path, promtool):
     weird = 'risk "max"\\\nΔ→규칙'
     write_metrics(tmp_path, sample_rows(-30, 31))
     write_history(tmp_path, [event(0, rule=weird, actor='Se"na', old='a\\b', new="line\nbreak")])
@@ -159,10 +158,10 @@ def test_awkward_rule_names_survive_the_exposition(tmp_path):
     (lab, _), = m["lumen_rule_change_timestamp_seconds"]
     assert (lab["rule"], lab["actor"], lab["old"], lab["new"]) == (
         weird, 'Se"na', "a\\b", "line\nbreak")
-    promtool_check(generate_latest(registry))
+    promtool_check(promtool, generate_latest(registry))
 
 
-def test_zero_effects_and_many_rules(tmp_path):
+def test_zero_effects_and_many_rules(tmp_path, promtool):
     write_metrics(tmp_path, sample_rows(-30, 3000))
     write_history(tmp_path, [event(k * 20, rule=f"rule_{k}") for k in range(120)])
     m = scrape(build(str(tmp_path)))
@@ -175,7 +174,7 @@ def test_zero_effects_and_many_rules(tmp_path):
     assert len(m["lumen_rule_effect_delta"]) == 120 * 4
     assert len({lab["rule"] for lab, _ in m["lumen_rule_effect_confounded"]}) == 120
     assert len(m["lumen_rule_change_timestamp_seconds"]) == 120
-    promtool_check(generate_latest(build(str(tmp_path))))
+    promtool_check(promtool, generate_latest(build(str(tmp_path))))
 
 
 def test_files_are_parsed_again_only_when_they_change(tmp_path, monkeypatch):
@@ -202,20 +201,15 @@ def test_files_are_parsed_again_only_when_they_change(tmp_path, monkeypatch):
     assert one(m, "lumen_rule_events_pending") == 0
 
 
-def promtool_check(exposition: bytes) -> None:
-    if shutil.which("promtool") is None:
-        if os.environ.get("CI"):
-            pytest.fail("promtool is missing: .ci/run installs Debian's prometheus package")
-        pytest.skip("promtool not installed (apt-get install prometheus)")
-    p = subprocess.run(["promtool", "check", "metrics"], input=exposition,
-                       capture_output=True)
+def promtool_check(promtool: str, exposition: bytes) -> None:
+    p = subprocess.run([promtool, "check", "metrics"], input=exposition, capture_output=True)
     assert p.returncode == 0 and p.stdout == b"" and p.stderr == b"", p
 
 
-def test_promtool_finds_nothing_to_say(tmp_path):
+def test_promtool_finds_nothing_to_say(tmp_path, promtool):
     full_root(tmp_path)
-    promtool_check(generate_latest(build(str(tmp_path))))
-    promtool_check(generate_latest(build(str(tmp_path / "empty"))))
+    promtool_check(promtool, generate_latest(build(str(tmp_path))))
+    promtool_check(promtool, generate_latest(build(str(tmp_path / "empty"))))
 
 
 @pytest.fixture()
