@@ -84,19 +84,30 @@ class LatestSample:
         self.health = Health()
         self._stamp: tuple | None = None
         self.sample: tuple[int, list[float]] | None = None
+        # Bad rows met in the tail, by byte offset: each is counted once, however many
+        # scrapes see it, until the file is replaced.
+        self._bad: set[int] = set()
 
     def refresh(self) -> None:
         stamp = _stamp(self.path)
         if stamp == self._stamp and stamp is not None:
             return
+        if stamp is None or self._stamp is None or stamp[0] != self._stamp[0]:
+            self._bad.clear()
         self._stamp = stamp
+        bad: list[int] = []
         try:
-            self.sample = self.reader.tail()
+            self.sample = self.reader.tail(bad=bad)
         except (OSError, MetricsFileError) as e:
             self.sample = None
             self.health.readable, self.health.why = False, str(e)
             self.health.errors += 1
             return
+        fresh = set(bad) - self._bad
+        self.health.errors += len(fresh)
+        self._bad |= fresh
+        if len(self._bad) > 10_000:  # keep the memo bounded: old offsets won't be read again
+            self._bad = set(sorted(self._bad)[-1000:])
         self.health.readable = self.reader.exists
         self.health.why = "" if self.reader.exists else "missing"
 

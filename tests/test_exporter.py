@@ -252,3 +252,19 @@ def test_cli_help_and_bad_settings(tmp_path):
                        capture_output=True, text=True,
                        env={**os.environ, "LUMEN_EXPORTER_PORT": "not-a-port"})
     assert p.returncode == 2 and "not-a-port" in p.stderr
+
+
+def test_bad_rows_in_the_metrics_tail_are_counted_once(tmp_path):
+    rows = sample_rows(-10, 0)
+    rows[-3] = "garbage"
+    rows[-2] = rows[-2].rsplit(",", 1)[0]  # a field short
+    rows[-1] = f"{ts(0)},,,,"  # blank values: the newest finite ones come from earlier rows
+    m = write_metrics(tmp_path, rows)
+    registry = build(str(tmp_path))
+    got = scrape(registry)
+    assert one(got, "lumen_input_parse_errors_total", file="metrics.csv") == 2
+    assert one(got, "lumen_phase_diff") == -0.6  # the row at -0.6 s, before the bad ones
+    append(m, f"{ts(0.2)},1,1,1,1\n")
+    got = scrape(registry)
+    assert one(got, "lumen_input_parse_errors_total", file="metrics.csv") == 2
+    assert one(got, "lumen_phase_diff") == 1

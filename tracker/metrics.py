@@ -411,11 +411,13 @@ class MetricsReader:
             self.prev = (max(seg.last_us, self.prev[0] if self.prev else seg.last_us), lines[-1])
         return seg
 
-    def tail(self, max_bytes: int = 65536) -> tuple[int, list[float]] | None:
+    def tail(self, max_bytes: int = 65536,
+             bad: list[int] | None = None) -> tuple[int, list[float]] | None:
         """The newest row's time and each metric's newest finite value, from the file's end.
 
         Reads at most `max_bytes` however long the file is; a metric with no finite value
-        there is NaN. None when there is no complete row.
+        there is NaN. None when there is no complete row. The byte offsets of the bad rows
+        it looked at are appended to `bad`.
         """
         f = self._open()
         if f is None:
@@ -425,19 +427,23 @@ class MetricsReader:
             start = max(self.data_start, size - max_bytes)
             f.seek(start)
             block = f.read(size - start)
-        lines = block.split(b"\n")[:-1]  # the last may be half written
-        if start > self.data_start and lines:
-            lines = lines[1:]  # the first may be cut
+        end = block.rfind(b"\n")  # what follows may be half written
+        first = 0 if start == self.data_start else block.find(b"\n") + 1  # may be cut
         newest: int | None = None
         values = [NAN] * len(METRICS)
         header = self.header
-        for raw in reversed(lines):
+        while end > first:
+            begin = max(block.rfind(b"\n", first, end) + 1, first)
+            raw = block[begin:end]
+            end = begin - 1
             fields = next(csv.reader([raw.decode("utf-8", errors="replace").rstrip("\r")]), [])
-            if len(fields) != header.ncols:
-                continue
             try:
+                if len(fields) != header.ncols:
+                    raise ValueError
                 t = self.tp.parse(fields[header.ts_index])
             except (ValueError, OverflowError):
+                if bad is not None:
+                    bad.append(start + begin)
                 continue
             if newest is None:
                 newest = t
