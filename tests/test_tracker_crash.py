@@ -65,5 +65,18 @@ def test_kill_9_at_many_points_never_leaves_half_row_or_duplicate(tmp_path):
             seen = set()
     subprocess.run([*cmd, str(root)], check=True, capture_output=True)
     assert out.read_bytes() == want
+    assert list(out.parent.glob(".*.tmp")) == []  # no copy left from a killed write
     assert completed < KILLS // 2, "most runs must really be killed"
     assert partial > 0, "some kills must land between two writes"
+
+
+def test_two_trackers_on_one_root_write_each_event_once(tmp_path):
+    root = tmp_path / "root"
+    make_day(root, events=300, rows=60_000)
+    cmd = [sys.executable, "-m", "tracker", "--root", str(root)]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+             for _ in range(3)]
+    for p in procs:
+        assert p.wait(timeout=120) == 0, p.stderr.read()
+    keys = check_whole(root / "logs" / "rules_effects.csv")
+    assert len(keys) == 300

@@ -5,7 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 COLUMNS = (
     "rule_ts,actor,rule,old,new,pre_s,post_s,"
@@ -65,16 +72,48 @@ class EffectsWriter:
     Every write replaces the file with a complete new copy (temp file, fsync, rename), so
     at any instant, kill -9 included, readers see either the old rows or old plus new,
     never a half row. The file is small (a row per rule change), so the copy is cheap.
+    Writers hold a lock file while they write, and re-read the keys when another process
+    changed the file since, so a tracker run by hand beside the stack's adds no duplicate.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.lock_path = path.with_name(f".{path.name}.lock")
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.header, rows, bad = read_effects(path)
+        self.header: list[str] = HEADER
+        self.keys: set[tuple[str, ...]] = set()
+        self._stamp: tuple[int, int, int] | None = None
+        with self._locked():
+            # A copy left by a writer killed before its rename: never part of the file.
+            for stale in path.parent.glob(f".{path.name}.*.tmp"):
+                stale.unlink(missing_ok=True)
+            self._load()
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        if fcntl is None:  # Windows: no advisory locks; one tracker per root there
+            yield
+            return
+        with open(self.lock_path, "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def _file_stamp(self) -> tuple[int, int, int] | None:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def _load(self) -> None:
+        self.header, rows, bad = read_effects(self.path)
         # A damaged row still names its event in its first fields: not written twice.
         self.keys = {row_key(r) for r in rows}
         self.keys.update(tuple(r[: len(KEY_COLUMNS)]) for r in bad if len(r) >= len(KEY_COLUMNS))
-        self.rows_written = len(rows)
+        self._stamp = self._file_stamp()
 
     def _replace(self, new_rows: list[list[str]]) -> None:
         try:
@@ -104,9 +143,12 @@ class EffectsWriter:
 
     def write(self, records: list[dict[str, str]]) -> int:
         """Adds the records not yet in the file; returns how many were new."""
-        fresh = {row_key(r): r for r in records if row_key(r) not in self.keys}
-        if fresh:
-            self._replace([[r.get(c, "") for c in self.header] for r in fresh.values()])
-            self.keys.update(fresh)
-            self.rows_written += len(fresh)
+        with self._locked():
+            if self._file_stamp() != self._stamp:
+                self._load()  # another writer was here
+            fresh = {row_key(r): r for r in records if row_key(r) not in self.keys}
+            if fresh:
+                self._replace([[r.get(c, "") for c in self.header] for r in fresh.values()])
+                self.keys.update(fresh)
+                self._stamp = self._file_stamp()
         return len(fresh)
