@@ -50,13 +50,12 @@ def main(argv: list[str] | None = None) -> int:
                  "writes it (wrong --root?)")
     try:
         if args.follow:
-            follow(s, rep, args.poll, args.heartbeat)
-            return 0
-        summary = run_once(s, rep)
+            follow(s, rep, args.poll, args.heartbeat)  # until interrupted
+        else:
+            print(run_once(s, rep).line())
     except (MetricsFileError, EffectsFileError) as e:
         print(f"lumen-rules-effects: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
-    print(summary.line())
     return 0

@@ -159,14 +159,13 @@ def run_once(s: Settings, rep: Reporter) -> Summary:
     return t.summary
 
 
-def follow(s: Settings, rep: Reporter, poll_s: float = 1.0, heartbeat: Path | None = None,
-           stop_after: float | None = None) -> Summary:
+def follow(s: Settings, rep: Reporter, poll_s: float = 1.0,
+           heartbeat: Path | None = None) -> None:
+    """Polls until interrupted; says the summary whenever a poll wrote something."""
     t = Tracker(s, rep, keep_warm=True)
-    deadline = None if stop_after is None else time.monotonic() + stop_after
-    while deadline is None or time.monotonic() < deadline:
+    while True:
         if t.step():
             rep.info(t.summary.line())
         if heartbeat is not None:
             heartbeat.touch()
         time.sleep(poll_s)
-    return t.summary
