@@ -125,9 +125,10 @@ def demo_stack(
         left = _leftovers(project)
         if left:
             # Only this project's own objects, found by its label, are forced out.
-            _run("docker", "rm", "-f", *left.get("container", []))
-            _run("docker", "volume", "rm", "-f", *left.get("volume", []))
-            _run("docker", "network", "rm", *left.get("network", []))
+            for kind, remove in (("container", ["rm", "-f"]), ("volume", ["volume", "rm", "-f"]),
+                                 ("network", ["network", "rm"])):
+                if left.get(kind):
+                    _run("docker", *remove, *left[kind])
         assert down.returncode == 0 and not left, (
             f"`down -v` left {left} behind:\n{down.stdout}{down.stderr}"
         )
