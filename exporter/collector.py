@@ -14,15 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from exporter.sources import DataRoot
 from tracker import METRICS, SHORT
 from tracker.history import RuleEvent
-from tracker.settings import ACTIVATION, EFFECTS_CSV, HISTORY, METRICS_CSV
 from tracker.store import row_key
-
-FILES = {
-    "metrics.csv": METRICS_CSV,
-    "rules_history.jsonl": HISTORY,
-    "rules_effects.csv": EFFECTS_CSV,
-    "gateway_activation.yaml": ACTIVATION,
-}
 
 
 def _float(text: str | None) -> float | None:
@@ -194,9 +186,9 @@ class LumenCollector:
         c = CounterMetricFamily("lumen_input_parse_errors",
                                 "Bad lines or documents seen in the input file.",
                                 labels=["file"])
-        for name in FILES:
-            g.add_metric([name], 1 if health[name].readable else 0)
-            c.add_metric([name], health[name].errors)
+        for name, h in health.items():
+            g.add_metric([name], 1 if h.readable else 0)
+            c.add_metric([name], h.errors)
         yield g
         yield c
 

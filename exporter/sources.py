@@ -7,6 +7,7 @@ the exporter and the tracker never disagree about a file format.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,9 +34,19 @@ def _stamp(path: Path) -> tuple[int, int, int] | None:
 
 @dataclass
 class Health:
+    """readable 0 with no new error: the file is missing; with one: it could not be read."""
+
     readable: bool = False
     errors: int = 0
-    why: str = ""
+    last_error: str = ""
+
+    def unreadable(self, path: Path, error: Exception, count: bool = True) -> None:
+        """Marks the file unreadable and says why on stderr, once for each new reason."""
+        if str(error) != self.last_error:
+            self.last_error = str(error)
+            print(f"lumen-exporter: {path}: cannot read: {error}", file=sys.stderr, flush=True)
+        self.readable = False
+        self.errors += count
 
 
 class Activation:
@@ -51,7 +62,7 @@ class Activation:
         stamp = _stamp(self.path)
         if stamp is None:
             self._stamp, self.status = None, None
-            self.health.readable, self.health.why = False, "missing"
+            self.health.readable = False
             return
         if stamp == self._stamp:
             return
@@ -60,10 +71,9 @@ class Activation:
             doc = yaml.safe_load(self.path.read_text(encoding="utf-8", errors="replace"))
         except (OSError, yaml.YAMLError) as e:
             self.status = None
-            self.health.readable, self.health.why = False, f"unreadable: {e}"
-            self.health.errors += 1
+            self.health.unreadable(self.path, e)
             return
-        self.health.readable, self.health.why = True, ""
+        self.health.readable = True
         gateway = doc.get("gateway") if isinstance(doc, dict) else None
         raw = gateway.get("status") if isinstance(gateway, dict) else None
         status = str(raw).strip().lower() if raw is not None else ""
@@ -100,8 +110,7 @@ class LatestSample:
             self.sample = self.reader.tail(bad=bad)
         except (OSError, MetricsFileError) as e:
             self.sample = None
-            self.health.readable, self.health.why = False, str(e)
-            self.health.errors += 1
+            self.health.unreadable(self.path, e)
             return
         fresh = set(bad) - self._bad
         self.health.errors += len(fresh)
@@ -109,7 +118,6 @@ class LatestSample:
         if len(self._bad) > 10_000:  # keep the memo bounded: old offsets won't be read again
             self._bad = set(sorted(self._bad)[-1000:])
         self.health.readable = self.reader.exists
-        self.health.why = "" if self.reader.exists else "missing"
 
 
 @dataclass
@@ -130,7 +138,7 @@ class History:
         try:
             new = self.reader.read_new()
         except OSError as e:
-            self.health.readable, self.health.why = False, str(e)
+            self.health.unreadable(self.path, e, count=False)
             return
         if self.reader.generation != generation:  # replaced or truncated: read anew
             self.events = {ev.key: ev for ev in new}
@@ -138,7 +146,6 @@ class History:
         for ev in new:
             self.events.setdefault(ev.key, ev)
         self.health.readable = self.reader.exists
-        self.health.why = "" if self.reader.exists else "missing"
         self.health.errors = self.rep.by_file.get(str(self.path), 0)
 
 
@@ -160,19 +167,18 @@ class Effects:
         self._stamp = stamp
         if stamp is None:
             self.rows, self.keys = [], set()
-            self.health.readable, self.health.why = False, "missing"
+            self.health.readable = False
             return True
         try:
             _, rows, bad = read_effects(self.path)
         except (OSError, EffectsFileError) as e:
             self.rows, self.keys = [], set()
-            self.health.readable, self.health.why = False, str(e)
-            self.health.errors += 1
+            self.health.unreadable(self.path, e)
             return True
         self.health.errors = len(bad)
         self.rows = rows
         self.keys = {row_key(r) for r in rows}
-        self.health.readable, self.health.why = True, ""
+        self.health.readable = True
         return True
 
 

@@ -268,3 +268,12 @@ def test_bad_rows_in_the_metrics_tail_are_counted_once(tmp_path):
     got = scrape(registry)
     assert one(got, "lumen_input_parse_errors_total", file="metrics.csv") == 2
     assert one(got, "lumen_phase_diff") == 1
+
+
+def test_unreadable_file_is_said_once_on_stderr(tmp_path, capsys):
+    (tmp_path / "gateway_activation.yaml").write_text("gateway: [unclosed\n")
+    registry = build(str(tmp_path))
+    scrape(registry)
+    scrape(registry)
+    err = capsys.readouterr().err
+    assert err.count("gateway_activation.yaml: cannot read:") == 1
