@@ -190,7 +190,7 @@ def _md_rule(r: RuleSection, gw: Gateway, grafana: str) -> list[str]:
         out += ["| signal | change | response [95% interval] | from |", "|---|---|---|---|"]
         for resp in r.responses:
             for what, value, how in response_lines(r.name, resp):
-                out.append(f"| {resp.signal} | {md(what)} | {md(value)} | {md(how)} |")
+                out.append(f"| {resp.signal} | {md(what)} | {value} | {md(how)} |")
         out.append("")
     out += [f"### Changes, newest first ({len(r.changes)})", "",
             "| when | who | old → new | " + " | ".join(f"{m} Δ" for m in METRICS)
@@ -246,6 +246,9 @@ figure,tr,.pats{break-inside:avoid}section.rule{break-before:page}
 def html_page(rb: Runbook, grafana: str) -> str:
     out = ['<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
            '<meta name="viewport" content="width=device-width,initial-scale=1">'
+           # Nothing is fetched and nothing runs: the page is one file, whatever it shows.
+           '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+           "style-src 'unsafe-inline'; img-src data:\">"
            "<title>Runbook: what each rule does</title>"
            f"<style>{CSS}</style></head><body><h1>Runbook: what each rule does</h1>"]
     for gw in rb.gateways:

@@ -1,0 +1,495 @@
+"""The runbook: content, escaping, pooling against a known truth, the CLI, a real browser."""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from tests.rootdata import T0, sample_rows, ts, write_metrics
+from tracker import SHORT
+from tracker.runbook import main
+from tracker.runbook_data import INTERVAL_COLUMNS, load
+from tracker.runbook_render import GRAFANA_UID
+from tracker.samples import SampleSource
+from tracker.settings import resolve
+from tracker.store import COLUMNS, HEADER
+from tracker.timeparse import TimeParser, parse_zone
+
+REPO = Path(__file__).resolve().parent.parent
+FULL = HEADER + INTERVAL_COLUMNS + ["verdict"]
+
+
+def row(seconds: float, rule: str = "creative_min", old="0.22", new="0.24", actor="Lubit",
+        d=None, verdict="good", n=150, confounded=False, tz=None) -> dict[str, str]:
+    """One rules_effects.csv row; d maps a signal's short name to (Δ, lo, hi)."""
+    d = d or {}
+    r = {"rule_ts": ts(seconds) if tz is None else ts(seconds, tz=tz), "actor": actor,
+         "rule": rule, "old": str(old), "new": str(new), "pre_s": "30", "post_s": "30",
+         "guard_s": "1", "confounded": "1" if confounded else "0", "verdict": verdict}
+    for s in SHORT:
+        delta, lo, hi = d.get(s, (0.0, -0.01, 0.01))
+        r.update({f"pre_{s}": "0.5", f"post_{s}": repr(0.5 + delta), f"d_{s}": repr(delta),
+                  f"d_{s}_lo": repr(lo), f"d_{s}_hi": repr(hi),
+                  f"n_pre_{s}": str(n), f"n_post_{s}": str(n)})
+    return r
+
+
+def write_effects(root: Path, rows: list[dict[str, str]], header: list[str] = FULL) -> None:
+    p = root / "logs" / "rules_effects.csv"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with open(p, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, header, extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+
+
+def write_notes(root: Path, rows: list[dict[str, str]], notes: list[str]) -> None:
+    p = root / "controls" / "rules_history.jsonl"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with open(p, "w", encoding="utf-8") as f:
+        for r, note in zip(rows, notes):
+            f.write(json.dumps({"ts": r["rule_ts"], "actor": r["actor"], "rule": r["rule"],
+                                "old": float(r["old"]), "new": float(r["new"]),
+                                "note": note}) + "\n")
+
+
+def run(root: Path, out: Path, *extra: str) -> tuple[str, str]:
+    assert main(["--root", str(root), "--out", str(out), *extra]) == 0
+    return ((out / "runbook.md").read_text(encoding="utf-8"),
+            (out / "runbook.html").read_text(encoding="utf-8"))
+
+
+def section(text: str, start: str, end: str = "\n## ") -> str:
+    i = text.index(start)
+    j = text.find(end, i + len(start))
+    return text[i: j if j >= 0 else len(text)]
+
+
+class Text(HTMLParser):
+    """The page's visible text and its elements, as a browser's DOM dump gives them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+        self.tags: list[tuple[str, dict]] = []
+        self.skip = 0
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        if tag in ("style", "title", "script"):
+            self.skip += 1
+
+    def handle_endtag(self, tag):
+        if tag in ("style", "title", "script"):
+            self.skip -= 1
+
+    def handle_data(self, data):
+        if not self.skip:
+            self.parts.append(data)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+def page_text(html: str) -> Text:
+    t = Text()
+    t.feed(html)
+    return t
+
+
+# -------------------------------------------------------------- content
+
+MIXED = [  # (seconds after T0, rule, zone) in file order, not time order
+    (600, "creative_min", "+09:00"), (0, "creative_min", "UTC"), (1200, "risk_max", "+09:00"),
+    (300, "creative_min", "-05:00"), (900, "risk_max", "UTC"), (60, "loop_rate_hz", "+09:00"),
+]
+
+
+def mixed_rows() -> list[dict[str, str]]:
+    return [row(s, rule=r, tz=parse_zone(z), old=str(0.2 + i / 100), new=str(0.21 + i / 100))
+            for i, (s, r, z) in enumerate(MIXED)]
+
+
+def test_every_rule_and_change_appears_newest_first(tmp_path):
+    rows = mixed_rows()
+    write_effects(tmp_path, rows)
+    md, html = run(tmp_path, tmp_path / "out")
+    text = page_text(html).text
+    for rule in {r["rule"] for r in rows}:
+        md_part = section(md, f"## Rule {rule.replace('_', chr(92) + '_')}")
+        html_part = section(text, f"Rule {rule}", "Rule ")
+        mine = [r for r in rows if r["rule"] == rule]
+        newest_first = sorted(mine, key=lambda r: datetime.fromisoformat(r["rule_ts"]),
+                              reverse=True)
+        for part in (md_part, html_part):
+            at = [part.index(r["rule_ts"]) for r in newest_first]
+            assert at == sorted(at), (rule, [r["rule_ts"] for r in newest_first])
+        assert f"Changes, newest first ({len(mine)})" in md_part
+
+
+def test_each_delta_with_its_interval_and_verdict(tmp_path):
+    write_effects(tmp_path, [row(0, d={"phase": (0.031, 0.012, 0.050)}, verdict="warning"),
+                             row(100, verdict="inconclusive")])
+    md, html = run(tmp_path, tmp_path / "out")
+    for doc in (md, page_text(html).text):
+        assert "+0.031 [+0.012, +0.050]" in doc
+        assert "warning" in doc and "inconclusive" in doc
+    assert 'class="v v-warning"' in html
+    assert '<span class="v">inconclusive</span>' in html  # a state it does not know: text
+
+
+def test_confounded_and_unreliable_are_marked(tmp_path):
+    rows = [row(0, confounded=True), row(100)]
+    rows[1]["n_pre_risk"] = "12"
+    write_effects(tmp_path, rows)
+    md, html = run(tmp_path, tmp_path / "out")
+    lines = [line for line in md.splitlines() if line.startswith(f"| {rows[0]['rule_ts']}")]
+    assert "confounded" in lines[0] and "unreliable" not in lines[0]
+    lines = [line for line in md.splitlines() if line.startswith(f"| {rows[1]['rule_ts']}")]
+    assert "unreliable (risk\\_band" in lines[0] and "confounded" not in lines[0]
+
+
+NASTY = ["<script>alert(1)</script>", "| x |", "*bold* [a](http://e.example) `c` # h",
+         "a\\|b", "<img src=x onerror=alert(2)>"]
+
+
+def unescaped_pipes(line: str) -> int:
+    return len(re.findall(r"(?<!\\)\|", line))
+
+
+def test_names_actors_and_notes_are_escaped(tmp_path):
+    rows = [row(60 * i, rule=name, actor=name) for i, name in enumerate(NASTY)]
+    write_effects(tmp_path, rows)
+    write_notes(tmp_path, rows, [f"note {n}\nsecond line" for n in NASTY])
+    md, page_html = run(tmp_path, tmp_path / "out")
+    # Markdown: every table row has the header's cells; no raw HTML gets through.
+    for block in re.findall(r"(?:^\|.*\n)+", md, re.M):
+        lines = block.splitlines()
+        assert {unescaped_pipes(line) for line in lines} == {unescaped_pipes(lines[0])}
+    assert "<script" not in md and "<img" not in md
+    # Read back as Markdown reads it (a backslash makes the next character literal, then
+    # entities), each heading is the name as it was typed.
+    headings = re.findall(r"^## Rule (.*)$", md, re.M)
+    assert sorted(html.unescape(re.sub(r"\\(.)", r"\1", x)) for x in headings) == sorted(NASTY)
+    # HTML: no element but ours, and every name shows as the text it is.
+    page = page_text(page_html)
+    assert {t for t, _ in page.tags} <= {
+        "html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "p", "nav", "ul",
+        "li", "a", "section", "div", "table", "thead", "tbody", "tr", "th", "td", "span",
+        "figure", "figcaption", "svg", "text", "rect", "line", "path", "circle"}
+    shown = " ".join(page.text.split())  # as a browser lays out white space
+    for name in NASTY:
+        assert f"Rule {name}" in shown
+        assert f"note {name} second line" in shown
+
+
+def test_markdown_escaping_can_fail():
+    """The check above would see an unescaped name: a row split by a bare pipe."""
+    good = "| a | b\\|c |"
+    bad = "| a | b|c |"
+    assert unescaped_pipes(good) == 3 and unescaped_pipes(bad) == 4
+
+
+@pytest.mark.parametrize("header", [HEADER, COLUMNS], ids=["v1", "19 columns"])
+def test_older_effects_file_still_gives_a_runbook(tmp_path, header):
+    write_effects(tmp_path, [row(0, d={"phase": (0.031, 0.012, 0.050)}), row(100)], header)
+    md, html = run(tmp_path, tmp_path / "out")
+    assert "has no interval or verdict columns" in md
+    line = next(x for x in md.splitlines() if x.startswith(f"| {ts(0)}"))
+    assert "+0.031 " in line and "[" not in line.replace("[view]", "")
+    assert "| — |" in line
+    assert "Not pooled: the effects file has no intervals." in md
+    assert "has no interval or verdict columns" in page_text(html).text
+
+
+def test_no_effects_file_yet(tmp_path):
+    md, _ = run(tmp_path, tmp_path / "out")
+    assert "does not exist yet" in md
+
+
+# -------------------------------------------------------------- what the rule does
+
+
+def simulate(root: Path, rnd: random.Random, k: int, beta: float, tau: float = 0.0,
+             rule: str = "creative_min") -> None:
+    """k changes of `rule` whose Δ of creative_band is beta per unit of change (plus, with
+    tau > 0, a per-change slope spread), each measured with a known se."""
+    rows = []
+    for i in range(k):
+        size = rnd.choice([0.01, 0.02, 0.03, 0.05]) * rnd.choice([1, -1])
+        se = rnd.uniform(0.002, 0.01)
+        delta = (beta + rnd.gauss(0, tau)) * size + rnd.gauss(0, se)
+        rows.append(row(600 * i, rule=rule, old="0.3", new=repr(0.3 + size),
+                        d={"creative": (delta, delta - 1.96 * se, delta + 1.96 * se)}))
+    write_effects(root, rows)
+
+
+def response(root: Path, signal: str = "creative_band"):
+    rb = load(resolve(str(root), env={}), 0)
+    rule = rb.gateways[0].rules[0]
+    return next(r for r in rule.responses if r.signal == signal)
+
+
+def coverage(tmp_path: Path, k: int, tau: float, seeds: int = 200) -> tuple[float, list[str]]:
+    beta, hits, methods = 0.8, 0, []
+    for seed in range(seeds):
+        root = tmp_path / str(seed)
+        simulate(root, random.Random(seed), k, beta, tau)
+        r = response(root)
+        p = r.both
+        truth = beta * r.step
+        hits += p.lo <= truth <= p.hi
+        methods.append(p.method)
+        shutil.rmtree(root)
+    return hits / seeds, methods
+
+
+def test_pooled_interval_covers_the_true_response_about_95_percent(tmp_path):
+    share, methods = coverage(tmp_path, k=8, tau=0.0)
+    assert 0.90 <= share <= 0.99, share
+    assert methods.count("fixed effect") > 0.8 * len(methods)
+
+
+def test_random_effects_when_changes_disagree_keeps_coverage(tmp_path):
+    # The slope itself varies from change to change by more than each change's noise.
+    share, methods = coverage(tmp_path, k=20, tau=0.4)
+    assert 0.88 <= share <= 0.99, share
+    assert methods.count("random effects (DerSimonian-Laird)") > 0.8 * len(methods)
+
+
+def test_confounded_unreliable_and_text_values_are_left_out(tmp_path):
+    rows = []
+    for i, size in enumerate([0.01, 0.02, -0.01]):
+        delta = 2 * size  # +0.02 per +0.01, exactly
+        rows.append(row(600 * i, old="0.3", new=repr(0.3 + size),
+                        d={"creative": (delta, delta - 0.004, delta + 0.004)}))
+    rows += [row(5000, old="0.3", new="0.31", confounded=True, d={"creative": (9, 8, 10)}),
+             row(6000, old="0.3", new="0.31", n=20, d={"creative": (9, 8, 10)}),
+             row(7000, old="low", new="high", d={"creative": (9, 8, 10)})]
+    write_effects(tmp_path, rows)
+    r = response(tmp_path)
+    assert r.used == 3
+    assert r.excluded == {"confounded": 1, "unreliable": 1, "not a numeric change": 1}
+    assert r.step == 0.01 and r.both.value == pytest.approx(0.02)
+    md, _ = run(tmp_path, tmp_path / "out")
+    assert "| +0.020 [+0.018, +0.022] | from 3 changes, fixed effect, I² 0%" in md
+    rows[2]["confounded"] = "1"
+    write_effects(tmp_path, rows)
+    md, _ = run(tmp_path, tmp_path / "out")
+    assert "too few changes (2 usable, at least 3 needed)" in md
+
+
+def test_raising_and_lowering_pooled_apart_when_they_differ(tmp_path):
+    rnd = random.Random(5)
+    rows = []
+    for i in range(8):
+        size = 0.02 if i % 2 else -0.02
+        delta = (0.04 if size > 0 else 0.0) + rnd.gauss(0, 0.002)
+        rows.append(row(600 * i, old="0.3", new=repr(0.3 + size),
+                        d={"creative": (delta, delta - 0.004, delta + 0.004)}))
+    write_effects(tmp_path, rows)
+    r = response(tmp_path)
+    assert r.split
+    assert r.up.value == pytest.approx(0.02, abs=0.003)  # per +0.01
+    assert r.down.value == pytest.approx(0.0, abs=0.003)
+    md, _ = run(tmp_path, tmp_path / "out")
+    assert "per +0.01 of creative\\_min (raising)" in md
+    assert "per −0.01 of creative\\_min (lowering)" in md
+    # Phase_diff did the same both ways (nothing): pooled together, and said so.
+    assert "raising and lowering agree" in md
+
+
+def test_patterns_consistently_good_and_consistently_warning(tmp_path):
+    up, down = ("0.2", "0.3"), ("0.3", "0.2")
+    rows = [row(600 * i, rule="creative_min", old=o, new=n, verdict=v) for i, (o, n, v) in
+            enumerate([(*up, "good"), (*up, "good"), (*up, "good"), (*down, "warning")])]
+    rows += [row(10000 + 600 * i, rule="risk_max", old=o, new=n, verdict=v, confounded=c)
+             for i, (o, n, v, c) in enumerate([
+                 (*up, "warning", False), (*up, "warning", False), (*up, "warning", False),
+                 (*up, "no_change", False), (*up, "good", True), (*down, "good", False)])]
+    write_effects(tmp_path, rows)
+    md, html = run(tmp_path, tmp_path / "out")
+    fav = section(md, "## Favourable patterns")
+    avoid = section(md, "## Patterns to avoid")
+    assert "raise creative\\_min (e.g. 0.2 → 0.3): good in 3 of 3 changes" in fav
+    assert "risk" not in fav and "lower" not in fav  # one good change is not a pattern
+    assert "raise risk\\_max (e.g. 0.2 → 0.3): warning in 3 of 4 changes" in avoid
+    assert "creative" not in avoid
+
+
+# -------------------------------------------------------------- links, CLI
+
+
+def test_grafana_links_around_each_change(tmp_path, monkeypatch):
+    uids = {json.loads(p.read_text())["uid"] for p in (REPO / "grafana/dashboards").glob("*.json")}
+    assert GRAFANA_UID in uids
+    write_effects(tmp_path, [row(0)])
+    t0_ms = int(T0.timestamp() * 1000)
+    monkeypatch.setenv("LUMEN_GRAFANA_URL", "https://grafana.example/g/")
+    md, html = run(tmp_path, tmp_path / "out")
+    want = f"https://grafana.example/g/d/{GRAFANA_UID}?from={t0_ms - 150_000}&to={t0_ms + 150_000}"
+    assert f"[view]({want})" in md
+    assert f'href="{want.replace("&", "&amp;")}"' in html
+    md, _ = run(tmp_path, tmp_path / "out", "--grafana-url", "http://g:3000")
+    assert f"(http://g:3000/d/{GRAFANA_UID}?from=" in md
+
+
+@pytest.mark.parametrize("args", [["--grafana-url", "javascript:alert(1)"],
+                                  ["--grafana-url", "http://x/a b"],
+                                  ["--charts-per-rule", "-1"], ["--naive-tz", "Mars/Base"]])
+def test_bad_settings_exit_2(tmp_path, args, capsys):
+    assert main(["--root", str(tmp_path), "--out", str(tmp_path / "o"), *args]) == 2
+    assert "lumen-runbook:" in capsys.readouterr().err
+
+
+def test_foreign_effects_file_exits_1(tmp_path, capsys):
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "rules_effects.csv").write_text("a,b\n1,2\n")
+    assert main(["--root", str(tmp_path), "--out", str(tmp_path / "o")]) == 1
+    assert "rules_effects.csv:1:" in capsys.readouterr().err
+
+
+def test_root_from_environment_and_interrupt(tmp_path, monkeypatch):
+    write_effects(tmp_path, [row(0, rule="from_env")])
+    monkeypatch.setenv("LUMEN_ROOT", str(tmp_path))
+    assert main(["--out", str(tmp_path / "o")]) == 0
+    assert "from\\_env" in (tmp_path / "o" / "runbook.md").read_text()
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("tracker.runbook.generate", interrupted)
+    assert main(["--out", str(tmp_path / "o")]) == 130
+
+
+def test_watch_rewrites_when_effects_change(tmp_path):
+    write_effects(tmp_path, [row(0, rule="first_rule")])
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    p = subprocess.Popen([sys.executable, "-m", "tracker.runbook", "--root", str(tmp_path),
+                          "--out", str(out), "--watch", "--poll", "0.1"], env=env,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        md = out / "runbook.md"
+        deadline = time.monotonic() + 30
+        while not (md.exists() and "first\\_rule" in md.read_text()):
+            assert time.monotonic() < deadline and p.poll() is None
+            time.sleep(0.05)
+        write_effects(tmp_path, [row(0, rule="first_rule"), row(60, rule="second_rule")])
+        while "second\\_rule" not in md.read_text():
+            assert time.monotonic() < deadline and p.poll() is None
+            time.sleep(0.05)
+        assert not list(out.glob(".*.tmp"))  # written by rename, no copy left behind
+    finally:
+        p.terminate()
+        p.wait(10)
+
+
+# -------------------------------------------------------------- samples for pictures
+
+
+def test_window_samples_found_by_bisect_match_a_scan(tmp_path, monkeypatch):
+    rnd = random.Random(3)
+    rows = sample_rows(0, 20000, value=lambda t: (rnd.random(), 1, 2, 3))  # ~6 MB
+    write_metrics(tmp_path, rows)
+    times = [datetime.fromisoformat(r[:29]).timestamp() - T0.timestamp() for r in rows]
+    src = SampleSource(tmp_path / "logs" / "metrics.csv", TimeParser(parse_zone("+09:00")))
+    reads = []
+    real = src._lines_until
+    monkeypatch.setattr(src, "_lines_until", lambda *a: reads.append(real(*a)) or reads[-1])
+    t0 = int(T0.timestamp() * 1e6)
+    for lo_s, hi_s in [(0, 10), (1234.4, 1300), (19990, 25000), (-50, 0)]:
+        w = src.window(t0 + int(lo_s * 1e6), t0 + int(hi_s * 1e6))
+        want = [r for r, t in zip(rows, times) if lo_s - 1e-6 <= t <= hi_s + 1e-6]
+        assert [float(r.split(",")[1]) for r in want] == w.columns[0]
+        assert len(w.times_us) == len(want)
+    # Each window read a small part of the file, not the file.
+    assert max(len(r) for r in reads) < len(rows) / 5
+
+
+def test_change_picture_draws_samples_windows_means_and_interval(tmp_path):
+    write_metrics(tmp_path, sample_rows(-60, 60, value=lambda t: (1.0 if t < 0 else 2.0,
+                                                                  1, 1, 1)))
+    write_effects(tmp_path, [row(0, d={"phase": (1.0, 0.9, 1.1)})])
+    _, html = run(tmp_path, tmp_path / "out")
+    svg = re.search(r'<figure id="p2"><svg class="change".*?</svg>', html).group(0)
+    assert svg.count("<rect") == 8  # pre and post shaded, four signals
+    assert svg.count('stroke-width="2"') == 8  # two means each
+    assert 'stroke="#b3261e"' in svg  # the interval bar
+    assert svg.count("<path d=\"M") >= 4  # the samples
+
+
+# -------------------------------------------------------------- a real browser
+
+
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    if os.environ.get("CI", "").lower() in ("true", "1"):
+        pytest.fail("chromium is missing: .ci/setup-browser.sh installs Debian's chromium")
+    pytest.skip("chromium is not installed (apt-get install chromium)")
+
+
+def browse(page: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [chromium(), "--headless", "--disable-gpu", "--no-sandbox", "--no-first-run",
+         "--disable-extensions", f"--user-data-dir={cwd / 'profile'}",
+         "--enable-logging=stderr", "--v=0", *args, page.as_uri()],
+        capture_output=True, text=True, timeout=120, cwd=cwd)
+
+
+def console_messages(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if ":CONSOLE" in line]
+
+
+def test_console_check_sees_an_error(tmp_path):
+    """The browser check below would notice a page that fetches or runs something."""
+    bad = tmp_path / "bad.html"
+    bad.write_text('<!DOCTYPE html><meta http-equiv="Content-Security-Policy" '
+                   "content=\"default-src 'none'\"><img src=\"http://127.0.0.1:9/x.png\">")
+    assert console_messages(browse(bad, "--dump-dom", cwd=tmp_path).stderr)
+
+
+def test_html_in_a_real_browser(tmp_path):
+    rows = mixed_rows() + [row(1500 + 60 * i, rule=n, actor=n) for i, n in enumerate(NASTY)]
+    rows[0].update(confounded="1", verdict="warning")
+    write_effects(tmp_path, rows)
+    write_metrics(tmp_path, sample_rows(-60, 2000, value=lambda t: (
+        0.5 + 0.05 * ((t * 7919) % 13) / 13 + (0.03 if t > 600 else 0), 0.3, 0.4, 0.2)))
+    out = tmp_path / "out"
+    run(tmp_path, out)
+    page = out / "runbook.html"
+    dom = browse(page, "--dump-dom", cwd=tmp_path)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert not console_messages(dom.stderr)
+    shown = page_text(dom.stdout)
+    assert not any(tag == "script" for tag, _ in shown.tags)
+    for r in rows:
+        assert f"Rule {r['rule']}" in shown.text
+        assert r["rule_ts"] in shown.text
+    assert len([t for t, a in shown.tags if t == "tr" and "data-change" in a]) == len(rows)
+    artefacts = REPO / "test-artifacts"
+    artefacts.mkdir(exist_ok=True)
+    for name, size in (("runbook-desktop.png", "1280,2600"), ("runbook-phone.png", "390,2400")):
+        shot = tmp_path / name
+        res = browse(page, f"--screenshot={shot}", f"--window-size={size}",
+                     "--hide-scrollbars", cwd=tmp_path)
+        assert res.returncode == 0 and shot.stat().st_size > 10_000, res.stderr[-2000:]
+        assert not console_messages(res.stderr)
+        shutil.copy(shot, artefacts / name)
