@@ -10,7 +10,6 @@ import math
 from html import escape
 
 from tracker import METRICS
-from tracker.pooling import Z95
 from tracker.runbook_data import CHART_PAD_S, Change, Response
 
 PRE_FILL, POST_FILL = "#dbe9f6", "#fbe3cf"
@@ -134,7 +133,7 @@ def response_chart(changes: list[Change], k: int, resp: Response | None) -> str:
         for pooled, a, b in lines:
             if pooled is None:
                 continue
-            slope, half = pooled.value / resp.step, Z95 * pooled.se / resp.step
+            slope, half = pooled.value / resp.step, pooled.crit * pooled.se / resp.step
             band = "".join(
                 f"M{_f(x(0))} {_f(y(0))}L{_f(x(e))} {_f(y(e * slope + abs(e) * half))}"
                 f"L{_f(x(e))} {_f(y(e * slope - abs(e) * half))}Z" for e in (a, b) if e)

@@ -4,7 +4,10 @@ Each rule change gives, per signal, a Δ with a 95% interval. Divided by the siz
 change it estimates the rule's response per unit of its value; the changes are pooled by
 inverse variance. When Cochran's Q says they disagree more than their own uncertainties
 allow (p < HETEROGENEITY_P), the pooled value gets the DerSimonian-Laird random-effects
-model, whose wider interval carries the spread between changes as well.
+model, whose wider interval carries the spread between changes as well. Its interval is
+Hartung-Knapp's (a t quantile with k − 1 degrees of freedom, the variance never below
+DerSimonian-Laird's): with a handful of changes the plain normal interval of the
+random-effects model covers the truth far less often than it claims (about 80% for four).
 """
 
 from __future__ import annotations
@@ -38,14 +41,15 @@ class Pooled:
     i2: float  # share of the spread beyond chance, 0..1
     tau2: float  # between-change variance (0 for the fixed effect)
     p_heterogeneity: float
+    crit: float = Z95  # the interval is value ± crit × se
 
     @property
     def lo(self) -> float:
-        return self.value - Z95 * self.se
+        return self.value - self.crit * self.se
 
     @property
     def hi(self) -> float:
-        return self.value + Z95 * self.se
+        return self.value + self.crit * self.se
 
     @property
     def random(self) -> bool:
@@ -54,7 +58,7 @@ class Pooled:
     def scaled(self, factor: float) -> Pooled:
         """The same result in other units (per 0.01 instead of per 1, say)."""
         return Pooled(self.value * factor, self.se * abs(factor), self.k, self.method, self.q,
-                      self.i2, self.tau2 * factor * factor, self.p_heterogeneity)
+                      self.i2, self.tau2 * factor * factor, self.p_heterogeneity, self.crit)
 
 
 def se_from_interval(lo: float, hi: float) -> float:
@@ -81,6 +85,52 @@ def chi2_sf(x: float, df: int) -> float:
     return min(1.0, total)
 
 
+def _beta_fraction(a: float, b: float, x: float) -> float:
+    """The continued fraction of the incomplete beta function (modified Lentz)."""
+    tiny = 1e-300
+    c, d = 1.0, 1 - (a + b) * x / (a + 1)
+    d = 1 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 300):
+        for num in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+                    -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
+            d = 1 + num * d
+            d = 1 / (d if abs(d) > tiny else tiny)
+            c = 1 + num / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1) < 1e-12:
+            break
+    return h
+
+
+def _beta_inc(a: float, b: float, x: float) -> float:
+    """The regularized incomplete beta function I_x(a, b)."""
+    if x <= 0:
+        return 0.0
+    if x >= 1:
+        return 1.0
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+                     + a * math.log(x) + b * math.log1p(-x))
+    if x < (a + 1) / (a + b + 2):
+        return front * _beta_fraction(a, b, x) / a
+    return 1 - front * _beta_fraction(b, a, 1 - x) / b
+
+
+def t_cdf(t: float, df: int) -> float:
+    tail = 0.5 * _beta_inc(df / 2, 0.5, df / (df + t * t))
+    return 1 - tail if t > 0 else tail
+
+
+def t_quantile(p: float, df: int) -> float:
+    """The p quantile (p > 0.5) of Student's t, by bisection on its distribution function."""
+    lo, hi = 0.0, 1e4
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if t_cdf(mid, df) < p else (lo, mid)
+    return (lo + hi) / 2
+
+
 def pool(estimates: Sequence[Estimate]) -> Pooled | None:
     """The pooled estimate, or None without any estimate that has a positive, finite se."""
     usable = [e for e in estimates
@@ -100,8 +150,10 @@ def pool(estimates: Sequence[Estimate]) -> Pooled | None:
     wr = [1 / (e.se * e.se + tau2) for e in usable]
     swr = math.fsum(wr)
     value = math.fsum(wi * e.value for wi, e in zip(wr, usable)) / swr
-    return Pooled(value, math.sqrt(1 / swr), len(usable),
-                  "random effects (DerSimonian-Laird)", q, i2, tau2, p)
+    spread = math.fsum(wi * (e.value - value) ** 2 for wi, e in zip(wr, usable)) / df
+    return Pooled(value, math.sqrt(max(1.0, spread) / swr), len(usable),
+                  "random effects (DerSimonian-Laird, Hartung-Knapp interval)", q, i2, tau2, p,
+                  t_quantile(0.975, df))
 
 
 def differ(a: Pooled, b: Pooled) -> float:
