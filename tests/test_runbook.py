@@ -321,6 +321,9 @@ def test_patterns_consistently_good_and_consistently_warning(tmp_path):
              for i, (o, n, v, c) in enumerate([
                  (*up, "warning", False), (*up, "warning", False), (*up, "warning", False),
                  (*up, "no_change", False), (*up, "good", True), (*down, "good", False)])]
+    rows += [row(20000 + 600 * i, rule="loop_rate_hz", old=o, new=n, verdict=v)
+             for i, (o, n, v) in enumerate([(*up, "good"), (*up, "good"), (*up, "mixed"),
+                                            (*up, "no_change")])]
     write_effects(tmp_path, rows)
     md, html = run(tmp_path, tmp_path / "out")
     fav = section(md, "## Favourable patterns")
@@ -329,6 +332,7 @@ def test_patterns_consistently_good_and_consistently_warning(tmp_path):
     assert "risk" not in fav and "lower" not in fav  # one good change is not a pattern
     assert "raise risk\\_max (e.g. 0.2 → 0.3): warning in 3 of 4 changes" in avoid
     assert "creative" not in avoid
+    assert "loop" not in fav  # good in 2 of 4: not consistently
 
 
 # -------------------------------------------------------------- links, CLI
@@ -479,7 +483,12 @@ def test_html_in_a_real_browser(tmp_path):
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert not console_messages(dom.stderr)
     shown = page_text(dom.stdout)
-    assert not any(tag == "script" for tag, _ in shown.tags)
+    # Self-contained: nothing to fetch or run (a fetch that fails is not always a console
+    # error, so the elements themselves are checked too).
+    assert not {t for t, _ in shown.tags} & {"script", "link", "img", "iframe", "object",
+                                             "embed", "video", "audio", "source"}
+    assert all(t == "a" for t, a in shown.tags if "href" in a or "src" in a)
+    assert "url(" not in dom.stdout and "@import" not in dom.stdout
     for r in rows:
         assert f"Rule {r['rule']}" in shown.text
         assert r["rule_ts"] in shown.text
