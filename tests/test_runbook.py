@@ -20,7 +20,7 @@ import pytest
 
 from tests.rootdata import T0, sample_rows, ts, write_metrics
 from tracker import SHORT
-from tracker.runbook import main
+from tracker.runbook import main, parser
 from tracker.runbook_data import INTERVAL_COLUMNS, load
 from tracker.runbook_render import GRAFANA_UID
 from tracker.samples import SampleSource
@@ -418,11 +418,25 @@ def test_window_samples_found_by_bisect_match_a_scan(tmp_path, monkeypatch):
     t0 = int(T0.timestamp() * 1e6)
     for lo_s, hi_s in [(0, 10), (1234.4, 1300), (19990, 25000), (-50, 0)]:
         w = src.window(t0 + int(lo_s * 1e6), t0 + int(hi_s * 1e6))
-        want = [r for r, t in zip(rows, times) if lo_s - 1e-6 <= t <= hi_s + 1e-6]
-        assert [float(r.split(",")[1]) for r in want] == w.columns[0]
-        assert len(w.times_us) == len(want)
+        want = [(r, t) for r, t in zip(rows, times) if lo_s - 1e-6 <= t <= hi_s + 1e-6]
+        assert [float(r.split(",")[1]) for r, _ in want] == w.columns[0]
+        assert w.times_us == [t0 + round(t * 1000) * 1000 for _, t in want]
     # Each window read a small part of the file, not the file.
-    assert max(len(r) for r in reads) < len(rows) / 5
+    assert max(len(r) for r in reads) < len(rows) / 20
+
+
+def test_window_samples_in_a_disordered_block(tmp_path):
+    rows = sample_rows(0, 200, value=lambda t: (t, 1, 2, 3))
+    rows[500], rows[501] = rows[501], rows[500]  # out of order, at t = 100 s
+    rows.insert(510, "not,a,row")
+    rows.insert(520, rows[519])  # an exact duplicate: counted once
+    write_metrics(tmp_path, rows)
+    src = SampleSource(tmp_path / "logs" / "metrics.csv", TimeParser(parse_zone("+09:00")))
+    t0 = int(T0.timestamp() * 1e6)
+    w = src.window(t0 + 95_000_000, t0 + 110_000_000)
+    want = [k / 5 for k in range(95 * 5, 110 * 5 + 1)]
+    assert w.columns[0] == want
+    assert w.times_us == [t0 + round(t * 1e6) for t in want]
 
 
 def test_change_picture_draws_samples_windows_means_and_interval(tmp_path):
@@ -502,3 +516,14 @@ def test_html_in_a_real_browser(tmp_path):
         assert res.returncode == 0 and shot.stat().st_size > 10_000, res.stderr[-2000:]
         assert not console_messages(res.stderr)
         shutil.copy(shot, artefacts / name)
+
+
+def test_vscode_task():
+    tasks = {t["label"]: t for t in json.loads((REPO / ".vscode/tasks.json").read_text())["tasks"]}
+    task = tasks["lumen:runbook"]
+    assert task["args"][:2] == ["-m", "tracker.runbook"]
+    assert "--root" in task["args"] and "--out" in task["args"]
+    assert task["options"]["env"]["PYTHONUTF8"] == "1"
+    args = [a.replace("${input:lumenRoot}", "demo-data") for a in task["args"][2:]]
+    parsed = parser().parse_args(args)
+    assert (parsed.root, parsed.out) == ("demo-data", Path("demo-data/runbook"))

@@ -12,13 +12,13 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from tracker.metrics import MetricsFileError, MetricsReader, parse_rows
+from tracker.metrics import MetricsFileError, MetricsReader, fixed_segment, parse_rows
 from tracker.report import Reporter
 from tracker.timeparse import TimeParser
 
 # Rows this far out of order are still found (the tracker allows as much).
 DISORDER_MARGIN_US = 60_000_000
-READ_BYTES = 256 << 10
+READ_BYTES = 64 << 10
 # A window never needs more than this: beyond it the file is too disordered to chart.
 MAX_BYTES = 64 << 20
 
@@ -47,12 +47,25 @@ class SampleSource:
         if header is None:
             return None
         lines = self._lines_until(self.reader.offset, hi_us + DISORDER_MARGIN_US)
-        seg = parse_rows(lines, header, self.tp, lambda idx, reason: None, None) if lines else None
-        if seg is None:
+        if not lines:
             return None
-        i, j = seg.span(lo_us, hi_us)
-        cols = [[v if math.isfinite(v) else math.nan for v in c[i:j]] for c in seg.cols]
-        return Window(seg.keys[i:j], cols)
+        quiet = lambda idx, reason: None  # noqa: E731
+        # The tracker's fast path when the block is clean: bisect on the raw lines and parse
+        # only the rows inside the window; else every row, checked and placed by its time.
+        fixed = fixed_segment(lines, header, self.tp, quiet, None)
+        if fixed is not None:
+            i, j = fixed.span(lo_us, hi_us)
+            cols, _ = fixed.values(i, j)
+            width = fixed.fmt.width
+            times = [self.tp.parse(line[:width]) for line in fixed.lines[i:j]]
+        else:
+            seg = parse_rows(lines, header, self.tp, quiet, None)
+            if seg is None:
+                return None
+            i, j = seg.span(lo_us, hi_us)
+            cols = [c[i:j] for c in seg.cols]
+            times = seg.keys[i:j]
+        return Window(times, [[v if math.isfinite(v) else math.nan for v in c] for c in cols])
 
     def _lines_until(self, offset: int, stop_us: int) -> list[str]:
         """Complete lines from `offset` until one is dated after `stop_us` (or the end)."""
