@@ -307,8 +307,10 @@ def test_raising_and_lowering_pooled_apart_when_they_differ(tmp_path):
     assert r.up.value == pytest.approx(0.02, abs=0.003)  # per +0.01
     assert r.down.value == pytest.approx(0.0, abs=0.003)
     md, _ = run(tmp_path, tmp_path / "out")
-    assert "per +0.01 of creative\\_min (raising)" in md
-    assert "per −0.01 of creative\\_min (lowering)" in md
+    assert "### What the rule does, per +0.01 of creative\\_min" in md
+    assert "| creative_band | raising | +0.019 [+0.018, +0.020] |" in md
+    assert "| creative_band | lowering, per −0.01 | +0.0001 [-0.0009, +0.0011] |" in md
+    assert "raising and lowering differ (p &lt; 0.001), so pooled apart" in md  # md: "<"
     # Phase_diff did the same both ways (nothing): pooled together, and said so.
     assert "raising and lowering agree" in md
 

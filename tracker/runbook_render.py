@@ -83,27 +83,37 @@ def model_text(p: Pooled) -> str:
     return f"{p.method}, I² {p.i2 * 100:.0f}%"
 
 
-def response_lines(rule: str, r: Response) -> list[tuple[str, str, str]]:
-    """(what, response with interval, from and how) for one signal; plain text."""
-    k = r.excluded
-    left_out = ", ".join(f"{n} {why}" for why, n in sorted(k.items()))
+def p_text(p: float) -> str:
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def response_lines(r: Response) -> list[tuple[str, str, str]]:
+    """(which changes, response with interval, from and how) for one signal; plain text.
+
+    The response is per +step of the rule (the section heading says so); lowering, when
+    pooled apart, per −step.
+    """
+    left_out = ", ".join(f"{n} {why}" for why, n in sorted(r.excluded.items()))
     left_out = f"; left out: {left_out}" if left_out else ""
     if not r.enough:
-        return [(f"per {step_text(r.step)} of {rule}",
-                 f"too few changes ({r.used} usable, at least {MIN_CHANGES} needed)",
+        return [("", f"too few changes ({r.used} usable, at least {MIN_CHANGES} needed)",
                  left_out.lstrip("; "))]
     if r.split and r.up and r.down:
-        p = f"raising and lowering differ (p = {r.p_direction:.3f}), so pooled apart"
-        return [(f"per {step_text(r.step)} of {rule} (raising)", pooled_text(r.up),
+        p = f"raising and lowering differ ({p_text(r.p_direction)}), so pooled apart"
+        return [("raising", pooled_text(r.up),
                  f"from {r.up.k} changes, {model_text(r.up)}; {p}{left_out}"),
-                (f"per {step_text(r.step, '−')} of {rule} (lowering)",
-                 pooled_text(r.down, lowering=True),
+                (f"lowering, per {step_text(r.step, '−')}", pooled_text(r.down, lowering=True),
                  f"from {r.down.k} changes, {model_text(r.down)}")]
     assert r.both is not None
-    agree = (f"; raising and lowering agree (p = {r.p_direction:.2f})"
+    agree = (f"; raising and lowering agree ({p_text(r.p_direction)})"
              if r.p_direction is not None else "")
-    return [(f"per {step_text(r.step)} of {rule}", pooled_text(r.both),
+    return [("all", pooled_text(r.both),
              f"from {r.both.k} changes, {model_text(r.both)}{agree}{left_out}")]
+
+
+def does_heading(r: RuleSection) -> str:
+    return f"What the rule does, per {step_text(r.step)} of {r.name}" if r.step else \
+        "What the rule does"
 
 
 def flags(ch: Change) -> list[str]:
@@ -181,16 +191,16 @@ def _md_gateway(gw: Gateway, rb: Runbook, grafana: str) -> list[str]:
 
 
 def _md_rule(r: RuleSection, gw: Gateway, grafana: str) -> list[str]:
-    out = [f"## Rule {md(r.name)}", "", "### What the rule does", ""]
+    out = [f"## Rule {md(r.name)}", "", f"### {md(does_heading(r))}", ""]
     if not gw.has_intervals:
         out += ["Not pooled: the effects file has no intervals.", ""]
     elif r.step is None:
         out += ["Not pooled: no change of this rule has numeric old and new values.", ""]
     else:
-        out += ["| signal | change | response [95% interval] | from |", "|---|---|---|---|"]
+        out += ["| signal | changes | response [95% interval] | from |", "|---|---|---|---|"]
         for resp in r.responses:
-            for what, value, how in response_lines(r.name, resp):
-                out.append(f"| {resp.signal} | {md(what)} | {value} | {md(how)} |")
+            for what, value, how in response_lines(resp):
+                out.append(f"| {resp.signal} | {what} | {value} | {md(how)} |")
         out.append("")
     out += [f"### Changes, newest first ({len(r.changes)})", "",
             "| when | who | old → new | " + " | ".join(f"{m} Δ" for m in METRICS)
@@ -215,7 +225,7 @@ body{margin:0 auto;max-width:1180px;padding:12px 16px 40px;color:var(--fg);backg
 font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
 h1{font-size:1.6em;margin:.4em 0}h2{font-size:1.3em;margin:1.6em 0 .4em;
 border-bottom:1px solid var(--line);padding-bottom:.2em}h3{font-size:1.05em;margin:1.2em 0 .4em}
-.meta,.note,figcaption,.small{color:var(--mute);font-size:.9em}
+.meta,.note,figcaption,.small{color:var(--mute);font-size:.9em;overflow-wrap:anywhere}
 .note{border-left:3px solid #e0a800;padding:.3em .7em;background:#fff8e1;color:var(--fg)}
 nav ul{display:flex;flex-wrap:wrap;gap:.3em .9em;padding:0;list-style:none}
 .scroll{overflow-x:auto;-webkit-overflow-scrolling:touch}
@@ -235,7 +245,8 @@ svg text{font:10px system-ui,sans-serif;fill:#333}svg text.num,svg text.ax{fill:
 svg text.sig{font-weight:600}
 a{color:#1f4e8c}
 @media (max-width:640px){body{font-size:14px;padding:8px}table{font-size:.8em}
-th,td{padding:.25em .3em}.charts,.responses{grid-template-columns:1fr}}
+th,td{padding:.25em .3em}.charts{grid-template-columns:1fr}
+.responses{grid-template-columns:1fr 1fr;gap:6px}figure{padding:3px}}
 @media print{nav,.grafana{display:none}body{max-width:none;font-size:10pt;padding:0}
 a{color:inherit;text-decoration:none}th{position:static}
 figure,tr,.pats{break-inside:avoid}section.rule{break-before:page}
@@ -288,7 +299,7 @@ def _html_gateway(gw: Gateway, rb: Runbook, grafana: str) -> list[str]:
 
 def _html_rule(i: int, r: RuleSection, gw: Gateway, grafana: str) -> list[str]:
     out = [f'<section class="rule" id="r{i}"><h2>Rule {h(r.name)}</h2>',
-           "<h3>What the rule does</h3>"]
+           f"<h3>{h(does_heading(r))}</h3>"]
     if not gw.has_intervals:
         out.append("<p>Not pooled: the effects file has no intervals.</p>")
     elif r.step is None:
@@ -296,10 +307,10 @@ def _html_rule(i: int, r: RuleSection, gw: Gateway, grafana: str) -> list[str]:
     else:
         rows = []
         for resp in r.responses:
-            for what, value, how in response_lines(r.name, resp):
+            for what, value, how in response_lines(resp):
                 rows.append(f"<tr><td>{resp.signal}</td><td>{h(what)}</td>"
                             f'<td class="num">{h(value)}</td><td>{h(how)}</td></tr>')
-        out.append('<div class="scroll"><table><thead><tr><th>signal</th><th>change</th>'
+        out.append('<div class="scroll"><table><thead><tr><th>signal</th><th>changes</th>'
                    "<th>response [95% interval]</th><th>from</th></tr></thead><tbody>"
                    + "".join(rows) + "</tbody></table></div>")
         out.append('<div class="responses">' + "".join(
