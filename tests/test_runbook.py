@@ -145,8 +145,9 @@ def test_each_delta_with_its_interval_and_verdict(tmp_path):
     write_effects(tmp_path, [row(0, d={"phase": (0.031, 0.012, 0.050)}, verdict="warning"),
                              row(100, verdict="inconclusive")])
     md, html = run(tmp_path, tmp_path / "out")
+    assert "+0.031 [+0.012, +0.050]" in md
+    assert '<td class="num">+0.031<div class="ci">[+0.012, +0.050]</div></td>' in html
     for doc in (md, page_text(html).text):
-        assert "+0.031 [+0.012, +0.050]" in doc
         assert "warning" in doc and "inconclusive" in doc
     assert 'class="v v-warning"' in html
     assert '<span class="v">inconclusive</span>' in html  # a state it does not know: text
@@ -160,7 +161,7 @@ def test_confounded_and_unreliable_are_marked(tmp_path):
     lines = [line for line in md.splitlines() if line.startswith(f"| {rows[0]['rule_ts']}")]
     assert "confounded" in lines[0] and "unreliable" not in lines[0]
     lines = [line for line in md.splitlines() if line.startswith(f"| {rows[1]['rule_ts']}")]
-    assert "unreliable (risk\\_band" in lines[0] and "confounded" not in lines[0]
+    assert "unreliable: risk\\_band |" in lines[0] and "confounded" not in lines[0]
 
 
 NASTY = ["<script>alert(1)</script>", "| x |", "*bold* [a](http://e.example) `c` # h",

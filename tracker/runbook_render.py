@@ -122,7 +122,7 @@ def flags(ch: Change) -> list[str]:
         out.append("confounded")
     bad = [d.signal for d in ch.deltas if d.unreliable]
     if bad:
-        out.append(f"unreliable ({', '.join(bad)}: under 50 samples on a side)")
+        out.append(f"unreliable: {', '.join(bad)}")
     return out
 
 
@@ -235,7 +235,8 @@ th{background:#f3f5f7;position:sticky;top:0}
 td.num{font-variant-numeric:tabular-nums;white-space:nowrap}
 .v{display:inline-block;padding:0 .45em;border-radius:.6em;background:#eceff2;white-space:nowrap}
 .v-good{background:#dff3e4;color:var(--good)}.v-warning{background:#fbe0de;color:var(--warn)}
-.flag{color:var(--warn);font-size:.9em}
+.flag{color:var(--warn);font-size:.85em}.ci{color:var(--mute);font-size:.85em}
+.links{font-size:.85em}
 .pats li{margin:.2em 0}
 .charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:14px}
 .responses{display:grid;grid-template-columns:repeat(auto-fill,minmax(240px,1fr));gap:10px}
@@ -273,6 +274,14 @@ def _verdict(v: str | None) -> str:
         return f'<span class="v">{NO_VERDICT}</span>'
     cls = f" v-{v}" if v in (GOOD, WARNING) else ""
     return f'<span class="v{cls}">{h(v)}</span>'
+
+
+def _delta_cell(d: Delta) -> str:
+    """The Δ, its interval on a line below: four of them fit a laptop's width."""
+    text = delta_text(d)
+    value, _, interval = text.partition(" ")
+    below = f'<div class="ci">{interval}</div>' if interval else ""
+    return f'<td class="num">{h(value)}{below}</td>'
 
 
 def _html_gateway(gw: Gateway, rb: Runbook, grafana: str) -> list[str]:
@@ -325,18 +334,18 @@ def _html_rule(i: int, r: RuleSection, gw: Gateway, grafana: str) -> list[str]:
     for ch in r.changes:
         link = grafana_link(grafana, ch)
         marks = "".join(f'<div class="flag">{h(f)}</div>' for f in flags(ch))
+        links = [f'<a class="grafana" href="{h(link)}">Grafana</a>'] if link else []
         if ch.charted:
-            marks += f'<div><a href="#p{ch.line}">picture</a></div>'
-        grafana_cell = (f'<a class="grafana" href="{h(link)}">Grafana</a>' if link else "")
+            links.append(f'<a href="#p{ch.line}">picture</a>')
         rows.append(
-            f'<tr id="{ch.anchor}" data-change><td class="num">{h(ch.ts)}</td>'
-            f"<td>{h(ch.actor)}</td><td>{h(ch.old)} → {h(ch.new)}</td>"
-            + "".join(f'<td class="num">{h(delta_text(d))}</td>' for d in ch.deltas)
-            + f"<td>{_verdict(ch.verdict)}</td><td>{marks}</td><td>{h(ch.note)}</td>"
-            f"<td>{grafana_cell}</td></tr>")
+            f'<tr id="{ch.anchor}" data-change><td class="num">{h(ch.ts)}'
+            f'<div class="links">{" · ".join(links)}</div></td>'
+            f'<td>{h(ch.actor)}</td><td class="num">{h(ch.old)} → {h(ch.new)}</td>'
+            + "".join(_delta_cell(d) for d in ch.deltas)
+            + f"<td>{_verdict(ch.verdict)}{marks}</td><td>{h(ch.note)}</td></tr>")
     out.append('<div class="scroll"><table><thead><tr><th>when</th><th>who</th>'
-               f"<th>old → new</th>{head}<th>verdict</th><th>marked</th><th>note</th>"
-               "<th></th></tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>")
+               f"<th>old → new</th>{head}<th>verdict</th><th>note</th>"
+               "</tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>")
     charted = [ch for ch in r.changes if ch.charted]
     if charted:
         out.append(f"<h3>Pictures of the newest {len(charted)} changes</h3>"
