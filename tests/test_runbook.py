@@ -287,7 +287,7 @@ def test_confounded_unreliable_and_text_values_are_left_out(tmp_path):
     assert r.excluded == {"confounded": 1, "unreliable": 1, "not a numeric change": 1}
     assert r.step == 0.01 and r.both.value == pytest.approx(0.02)
     md, _ = run(tmp_path, tmp_path / "out")
-    assert "| +0.020 [+0.018, +0.022] | from 3 changes, fixed effect, I² 0%" in md
+    assert "| +0.0200 [+0.0184, +0.0216] | from 3 changes, fixed effect, I² 0%" in md
     rows[2]["confounded"] = "1"
     write_effects(tmp_path, rows)
     md, _ = run(tmp_path, tmp_path / "out")
@@ -309,7 +309,7 @@ def test_raising_and_lowering_pooled_apart_when_they_differ(tmp_path):
     assert r.down.value == pytest.approx(0.0, abs=0.003)
     md, _ = run(tmp_path, tmp_path / "out")
     assert "### What the rule does, per +0.01 of creative\\_min" in md
-    assert "| creative_band | raising | +0.019 [+0.018, +0.020] |" in md
+    assert "| creative_band | raising | +0.0186 [+0.0176, +0.0196] |" in md
     assert "| creative_band | lowering, per −0.01 | +0.0001 [-0.0009, +0.0011] |" in md
     assert "raising and lowering differ (p &lt; 0.001), so pooled apart" in md  # md: "<"
     # Phase_diff did the same both ways (nothing): pooled together, and said so.

@@ -53,10 +53,14 @@ def num(x: float, digits: int = 3) -> str:
 
 
 def _digits(*xs: float | None) -> int:
-    mag = max((abs(x) for x in xs if x is not None), default=0.0)
-    if mag == 0:
-        return 3
-    return min(8, max(3, 1 - math.floor(math.log10(mag))))
+    """Decimals that show the value to 2 significant digits and, given [lo, hi] as the last
+    two, the interval's width to 2 as well (a tight pooled interval is not [x, x])."""
+    present = [x for x in xs if x is not None]
+    scales = [max(map(abs, present), default=0.0)]
+    if len(present) == 3:
+        scales.append(present[2] - present[1])
+    want = [1 - math.floor(math.log10(x)) for x in scales if x > 0]
+    return min(8, max([3, *want]))
 
 
 def delta_text(d: Delta) -> str:
