@@ -388,7 +388,8 @@ def test_watch_rewrites_when_effects_change(tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     p = subprocess.Popen([sys.executable, "-m", "tracker.runbook", "--root", str(tmp_path),
-                          "--out", str(out), "--watch", "--poll", "0.1"], env=env,
+                          "--out", str(out), "--watch", "--poll", "0.1",
+                          "--heartbeat", str(tmp_path / "beat")], env=env,
                          stderr=subprocess.PIPE, text=True)
     try:
         md = out / "runbook.md"
@@ -401,6 +402,10 @@ def test_watch_rewrites_when_effects_change(tmp_path):
             assert time.monotonic() < deadline and p.poll() is None
             time.sleep(0.05)
         assert not list(out.glob(".*.tmp"))  # written by rename, no copy left behind
+        beat = (tmp_path / "beat").stat().st_mtime
+        while (tmp_path / "beat").stat().st_mtime == beat:
+            assert time.monotonic() < deadline and p.poll() is None
+            time.sleep(0.05)
     finally:
         p.terminate()
         p.wait(10)

@@ -44,6 +44,8 @@ def parser() -> argparse.ArgumentParser:
                    help="keep running: write the runbook again whenever rules_effects.csv "
                    "changes")
     p.add_argument("--poll", type=float, default=2.0, help="seconds between checks in --watch")
+    p.add_argument("--heartbeat", type=Path,
+                   help="file touched at every check in --watch, for health checks")
     return p
 
 
@@ -75,7 +77,8 @@ def _stamp(path: Path) -> tuple[int, int, int] | None:
     return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-def watch(s: Settings, out: Path, grafana: str, charts_per_rule: int, poll_s: float) -> None:
+def watch(s: Settings, out: Path, grafana: str, charts_per_rule: int, poll_s: float,
+          heartbeat: Path | None = None) -> None:
     """Until interrupted; a failed run is said and retried at the next change."""
     last: object = object()  # differs from any stamp: the first check writes
     while True:
@@ -88,6 +91,8 @@ def watch(s: Settings, out: Path, grafana: str, charts_per_rule: int, poll_s: fl
                       f"({rules} rules, {changes} changes)", file=sys.stderr, flush=True)
             except (MetricsFileError, EffectsFileError, OSError) as e:
                 print(f"{PROG}: {e}", file=sys.stderr, flush=True)
+        if heartbeat is not None:
+            heartbeat.touch()
         time.sleep(poll_s)
 
 
@@ -108,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         if args.watch:
-            watch(s, args.out, grafana, args.charts_per_rule, args.poll)
+            watch(s, args.out, grafana, args.charts_per_rule, args.poll, args.heartbeat)
         rules, changes = generate(s, args.out, grafana, args.charts_per_rule)
     except (MetricsFileError, EffectsFileError, OSError) as e:
         print(f"{PROG}: {e}", file=sys.stderr)
