@@ -327,9 +327,12 @@ def test_patterns_consistently_good_and_consistently_warning(tmp_path):
     rows += [row(20000 + 600 * i, rule="loop_rate_hz", old=o, new=n, verdict=v)
              for i, (o, n, v) in enumerate([(*up, "good"), (*up, "good"), (*up, "mixed"),
                                             (*up, "no_change")])]
+    rows += [row(30000 + 600 * i, rule="mode", old="slow", new="fast", verdict="good")
+             for i in range(2)]
     write_effects(tmp_path, rows)
     md, html = run(tmp_path, tmp_path / "out")
     fav = section(md, "## Favourable patterns")
+    assert "set mode to fast (e.g. slow → fast): good in 2 of 2 changes" in fav
     avoid = section(md, "## Patterns to avoid")
     assert "raise creative\\_min (e.g. 0.2 → 0.3): good in 3 of 3 changes" in fav
     assert "risk" not in fav and "lower" not in fav  # one good change is not a pattern

@@ -139,7 +139,13 @@ def grafana_link(base: str, ch: Change) -> str | None:
 
 
 def pattern_text(p: Pattern) -> str:
-    return f"{p.direction} {p.rule} (e.g. {p.example}): {p.verdict} in {p.k} of {p.n} changes"
+    if p.direction.startswith("set to "):
+        what = f"set {p.rule} to {p.direction.removeprefix('set to ')}"
+    elif p.direction == "unchanged":
+        what = f"set {p.rule} to the value it had"
+    else:
+        what = f"{p.direction} {p.rule}"
+    return f"{what} (e.g. {p.example}): {p.verdict} in {p.k} of {p.n} changes"
 
 
 METHOD = (
