@@ -128,6 +128,10 @@ def response_chart(changes: list[Change], k: int, resp: Response | None) -> str:
              f'<text x="{right}" y="{h - 4}" class="ax" text-anchor="end">{x.hi:+.3g} '
              '(new − old)</text>']
     if resp is not None and resp.enough:
+        # A nested viewport in the same coordinates clips the band to the plot area.
+        parts.append(f'<svg x="{left}" y="{top}" width="{right - left}" '
+                     f'height="{bottom - top}" viewBox="{left} {top} {right - left} '
+                     f'{bottom - top}">')
         lines = ([(resp.up, 0.0, x.hi), (resp.down, x.lo, 0.0)] if resp.split
                  else [(resp.both, x.lo, x.hi)])
         for pooled, a, b in lines:
@@ -140,6 +144,7 @@ def response_chart(changes: list[Change], k: int, resp: Response | None) -> str:
             parts.append(f'<path d="{band}" fill="{MEAN}" fill-opacity="0.15"/>')
             parts.append(f'<line x1="{_f(x(a))}" x2="{_f(x(b))}" y1="{_f(y(a * slope))}" '
                          f'y2="{_f(y(b * slope))}" stroke="{MEAN}" stroke-width="1.5"/>')
+        parts.append("</svg>")
     for size, d, lo, hi, used in pts:
         cx = _f(x(size))
         colour = INTERVAL if used else "#9aa0a6"
