@@ -360,7 +360,8 @@ def test_grafana_links_around_each_change(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("args", [["--grafana-url", "javascript:alert(1)"],
                                   ["--grafana-url", "http://x/a b"],
-                                  ["--charts-per-rule", "-1"], ["--naive-tz", "Mars/Base"]])
+                                  ["--charts-per-rule", "-1"], ["--naive-tz", "Mars/Base"],
+                                  ["--root", "no/such/dir"]])
 def test_bad_settings_exit_2(tmp_path, args, capsys):
     assert main(["--root", str(tmp_path), "--out", str(tmp_path / "o"), *args]) == 2
     assert "lumen-runbook:" in capsys.readouterr().err
@@ -538,3 +539,19 @@ def test_vscode_task():
     args = [a.replace("${input:lumenRoot}", "demo-data") for a in task["args"][2:]]
     parsed = parser().parse_args(args)
     assert (parsed.root, parsed.out) == ("demo-data", Path("demo-data/runbook"))
+
+
+def test_unwritable_output_exits_1(tmp_path, capsys):
+    write_effects(tmp_path, [row(0)])
+    (tmp_path / "file").write_text("")
+    assert main(["--root", str(tmp_path), "--out", str(tmp_path / "file")]) == 1
+    assert "lumen-runbook:" in capsys.readouterr().err
+
+
+def test_metrics_without_the_columns_still_gives_a_runbook_without_samples(tmp_path):
+    write_metrics(tmp_path, ["2025-10-23T13:10:00+09:00,1"], header="ts,other")
+    write_effects(tmp_path, [row(0)])
+    _, html = run(tmp_path, tmp_path / "out")
+    svg = re.search(r'<figure id="p2"><svg class="change".*?</svg>', html).group(0)
+    assert 'stroke="#59636e"' not in svg  # no samples line
+    assert svg.count('stroke-width="2"') == 8  # the means, from the effects file

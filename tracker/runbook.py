@@ -101,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     grafana = (args.grafana_url or os.environ.get("LUMEN_GRAFANA_URL") or DEFAULT_GRAFANA)
     try:
         s = resolve(args.root, naive_zone=args.naive_tz)
+        if not s.root.is_dir():
+            raise ValueError(f"data root {s.root} is not a directory (--root, $LUMEN_ROOT)")
         if not _URL.match(grafana):
             raise ValueError(f"Grafana URL {grafana!r} must be http(s)://host[:port][/path] "
                              "without spaces, quotes or brackets")
