@@ -233,8 +233,10 @@ def rule_responses(changes: list[Change], step: float) -> list[Response]:
                 excluded["confounded"] += 1
             elif d.unreliable:
                 excluded["unreliable"] += 1
-            elif d.d is None or d.se is None or not d.se > 0:
+            elif d.d is None or d.se is None:
                 excluded["no interval"] += 1
+            elif not d.se > 0:  # constant data: no weight can be given to "certain"
+                excluded["zero-width interval"] += 1
             else:
                 # Per +step of the rule's value: Δ / (size / step), its se likewise.
                 e = Estimate(d.d * step / size, d.se * step / abs(size))
