@@ -13,13 +13,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+from tracker.contract import SIGNALS as METRICS
+from tracker.contract import STATES
+
 KST = timezone(timedelta(hours=9))
 TICK = timedelta(milliseconds=200)
 TICK_S = 0.2
 TICKS_PER_S = 5
 
-METRICS = ("phase_diff", "entropy_rate", "creative_band", "risk_band")
-STATES = ("unknown", "initializing", "binding", "resonating", "locked")
 ACTORS = ("Lubit", "Sena", "Lumen", "Orin", "Mira")
 
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tracker.metrics import MetricsFileError
+from tracker.csvformat import MetricsFileError
 from tracker.report import Reporter
 from tracker.run import follow, run_once
 from tracker.settings import DEFAULT_NAIVE_ZONE, resolve

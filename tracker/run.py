@@ -8,8 +8,9 @@ from pathlib import Path
 
 from tracker.effects import EventTimes, effect_record, final_at, needs_from, unreliable, us
 from tracker.history import HistoryReader, RuleEvent
-from tracker.metrics import MetricsReader, SampleBuffer
+from tracker.metrics_reader import MetricsReader
 from tracker.report import Reporter
+from tracker.segments import SampleBuffer
 from tracker.settings import Settings
 from tracker.store import EffectsWriter
 from tracker.timeparse import TimeParser
