@@ -7,7 +7,7 @@ are recorded.
 
 from __future__ import annotations
 
-import sys
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,7 +36,7 @@ class Health:
         """Marks the file unreadable and says why on stderr, once for each new reason."""
         if str(error) != self.last_error:
             self.last_error = str(error)
-            print(f"lumen-exporter: {path}: cannot read: {error}", file=sys.stderr, flush=True)
+            logging.getLogger("lumen-exporter").warning("%s: cannot read: %s", path, error)
         self.readable = False
         self.errors += count
 
