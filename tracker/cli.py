@@ -7,10 +7,9 @@ import logging
 from pathlib import Path
 
 from tracker import options
-from tracker.csvformat import MetricsFileError
+from tracker.fleet import gateways
 from tracker.report import Reporter
-from tracker.run import follow, run_once
-from tracker.store import EffectsFileError
+from tracker.run import Fleet, follow
 
 PROG = "lumen-rules-effects"
 
@@ -37,19 +36,18 @@ def main(argv: list[str] | None = None) -> int:
     def body(log: logging.Logger) -> int:
         s = options.settings(args)
         rep = Reporter(log=log)
-        if not s.history_path.exists():
+        single = [gw.root for gw in gateways(s.root)] == [s.root]
+        if single and not s.history_path.exists():
             log.info("%s: not found; no rule changes to track yet", s.history_path)
-        if not s.metrics_path.exists():
+        if single and not s.metrics_path.exists():
             log.info("%s: not found; effects stay pending until the gateway writes it "
                      "(wrong --root?)", s.metrics_path)
-        try:
-            if args.follow:
-                follow(s, rep, args.poll, args.heartbeat)  # until interrupted
-            else:
-                print(run_once(s, rep).line())  # the result, on stdout; diagnostics on stderr
-        except (MetricsFileError, EffectsFileError) as e:
-            log.error("%s", e)
-            return options.FAILED
-        return options.DONE
+        if args.follow:
+            follow(s, rep, args.poll, args.heartbeat)  # until interrupted
+        fleet = Fleet(s, rep)
+        fleet.step()
+        for line in fleet.lines():
+            print(line)  # the result, on stdout; diagnostics on stderr
+        return options.FAILED if fleet.failing else options.DONE
 
     return options.run(PROG, body)

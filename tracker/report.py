@@ -35,3 +35,6 @@ class Reporter:
 
     def info(self, message: str) -> None:
         self._say(logging.INFO, message)
+
+    def error(self, message: str) -> None:
+        self._say(logging.ERROR, message)
