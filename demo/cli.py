@@ -35,6 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--seed", type=int, help="random seed (default: a fresh one, printed at start)"
     )
+    parser.add_argument(
+        "--gateways", type=int,
+        help="simulate a fleet of this many gateways, one subdirectory each, with "
+        "different personalities ($LUMEN_DEMO_GATEWAYS, default 1: the root itself)",
+    )
     args = parser.parse_args(argv)
 
     def body(log: logging.Logger) -> int:
@@ -42,9 +47,17 @@ def main(argv: list[str] | None = None) -> int:
         # The stack can switch the demo off outright when the user has named a data
         # directory, even an empty one that their gateway has not written to yet.
         enabled = os.environ.get("LUMEN_DEMO", "auto").strip().lower() not in _OFF
+        gateways = args.gateways
+        if gateways is None:
+            raw = os.environ.get("LUMEN_DEMO_GATEWAYS", "").strip() or "1"
+            if not raw.isdigit():
+                raise options.SettingsError(f"LUMEN_DEMO_GATEWAYS={raw!r} is not a count")
+            gateways = int(raw)
+        if not 1 <= gateways <= 100:
+            raise options.SettingsError(f"gateways {gateways}: want 1 to 100")
         signal.signal(signal.SIGTERM, _stop)
         try:
-            return run(root, args.seed, enabled=enabled)
+            return run(root, args.seed, enabled=enabled, gateways=gateways)
         except KeyboardInterrupt:
             return options.DONE  # the demo's normal way to end
         except OSError as exc:
