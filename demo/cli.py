@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
-import sys
-from pathlib import Path
 from types import FrameType
 
 from demo.live import run
+from tracker import options
+
+PROG = "lumen-demo"
 
 _OFF = {"off", "0", "false", "no"}
 
@@ -21,7 +23,8 @@ def _stop(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="lumen-demo",
+        prog=PROG,
+        parents=[options.common_flags(windows=False)],
         description=(
             "Simulate the gateway: 5 Hz logs/metrics.csv, rule changes in "
             "controls/rules_history.jsonl every 1-3 minutes and gateway_activation.yaml. "
@@ -30,23 +33,35 @@ def main(argv: list[str] | None = None) -> int:
         ),
     )
     parser.add_argument(
-        "--root",
-        type=Path,
-        help="data root (default: $LUMEN_ROOT, else the current directory)",
-    )
-    parser.add_argument(
         "--seed", type=int, help="random seed (default: a fresh one, printed at start)"
     )
+    parser.add_argument(
+        "--gateways", type=int,
+        help="simulate a fleet of this many gateways, one subdirectory each, with "
+        "different personalities ($LUMEN_DEMO_GATEWAYS, default 1: the root itself)",
+    )
     args = parser.parse_args(argv)
-    root = args.root or Path(os.environ.get("LUMEN_ROOT") or ".")
-    # The stack can switch the demo off outright when the user has named a data directory,
-    # even an empty one that their gateway has not written to yet.
-    enabled = os.environ.get("LUMEN_DEMO", "auto").strip().lower() not in _OFF
-    signal.signal(signal.SIGTERM, _stop)
-    try:
-        return run(root, args.seed, enabled=enabled)
-    except KeyboardInterrupt:
-        return 0
-    except OSError as exc:
-        print(f"lumen-demo: cannot write the data root {root}: {exc}", file=sys.stderr)
-        return 1
+
+    def body(log: logging.Logger) -> int:
+        root = options.settings(args).root
+        # The stack can switch the demo off outright when the user has named a data
+        # directory, even an empty one that their gateway has not written to yet.
+        enabled = os.environ.get("LUMEN_DEMO", "auto").strip().lower() not in _OFF
+        gateways = args.gateways
+        if gateways is None:
+            raw = os.environ.get("LUMEN_DEMO_GATEWAYS", "").strip() or "1"
+            if not raw.isdigit():
+                raise options.SettingsError(f"LUMEN_DEMO_GATEWAYS={raw!r} is not a count")
+            gateways = int(raw)
+        if not 1 <= gateways <= 100:
+            raise options.SettingsError(f"gateways {gateways}: want 1 to 100")
+        signal.signal(signal.SIGTERM, _stop)
+        try:
+            return run(root, args.seed, enabled=enabled, gateways=gateways)
+        except KeyboardInterrupt:
+            return options.DONE  # the demo's normal way to end
+        except OSError as exc:
+            log.error("cannot write the data root %s: %s", root, exc)
+            return options.FAILED
+
+    return options.run(PROG, body)

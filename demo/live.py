@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import heapq
 import os
 import random
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,7 +30,7 @@ from demo.files import (
     read_history_state,
     write_status,
 )
-from demo.sim import KST, TICK, Simulator, Tick
+from demo.sim import KST, PERSONALITIES, TICK, Personality, Simulator, Tick
 
 # A fresh root gets this much history at once, with its first change 120 s back: that
 # effect is complete immediately and the next change lands within the first minute.
@@ -49,6 +50,17 @@ def grid_ceil(unix_s: float) -> datetime:
     # must not push the slot a whole tick later.
     ms = -(-round(unix_s * 1000) // 200) * 200
     return (_EPOCH + timedelta(milliseconds=ms)).astimezone(KST)
+
+
+def fleet(n: int) -> list[tuple[str, Personality]]:
+    """Names and personalities of a demo fleet of n gateways: steady, jittery, drifting,
+    busy, then steady-2, ..."""
+    out = []
+    for k in range(n):
+        p = PERSONALITIES[k % len(PERSONALITIES)]
+        lap = k // len(PERSONALITIES)
+        out.append((p.name if lap == 0 else f"{p.name}-{lap + 1}", p))
+    return out
 
 
 def user_data_found(root: Path) -> list[Path]:
@@ -128,6 +140,11 @@ def idle(clock: Callable[[], float], sleep: Callable[[float], None], stop_at: fl
         sleep(IDLE_SLEEP_S if stop_at is None else min(IDLE_SLEEP_S, stop_at - clock()))
 
 
+def _keyed(k: int, sim: Simulator) -> Iterator[tuple[datetime, int, Tick]]:
+    for tick in sim.ticks():
+        yield tick.ts, k, tick
+
+
 def run(
     root: Path,
     seed: int | None = None,
@@ -137,10 +154,12 @@ def run(
     stop_at: float | None = None,
     out: TextIO | None = None,
     enabled: bool = True,
+    gateways: int = 1,
 ) -> int:
     """Simulate into root forever (or until the clock reaches stop_at); 0 when stopped.
 
-    enabled=False (LUMEN_DEMO=off) keeps the demo idle whatever the root holds.
+    enabled=False (LUMEN_DEMO=off) keeps the demo idle whatever the root holds. With
+    gateways > 1 the root becomes a fleet: one subdirectory per simulated gateway.
     """
     out = out or sys.stdout
 
@@ -152,6 +171,9 @@ def run(
         idle(clock, sleep, stop_at)
         return 0
     found = user_data_found(root)
+    if gateways > 1:
+        found += [name / rel for name, _ in fleet(gateways)
+                  for rel in user_data_found(root / name)]
     if found:
         names = ", ".join(str(p) for p in found)
         say(
@@ -164,27 +186,42 @@ def run(
         return 0
 
     root.mkdir(parents=True, exist_ok=True)
-    # The marker goes first: data without it would look like the user's on the next start.
-    (root / MARKER_FILE).write_text(MARKER_TEXT, encoding="utf-8")
     if seed is None:
         seed = random.SystemRandom().randrange(2**31)
-    plan = plan_start(root, clock())
-    sim = Simulator(seed, plan.start, plan.rules, plan.last_actor, plan.first_change_s)
-    writer = _Writer(root)
-    if plan.resumed:
-        say(f"continuing the demo in {root} from {format_ts(plan.start)} (seed {seed})")
-    else:
-        say(f"new demo in {root} (seed {seed}): {BACKFILL_S} s of history, then live at 5 Hz")
+    # One gateway writes the root itself, as before fleets; a fleet one subdirectory each.
+    members = [("", PERSONALITIES[0])] if gateways == 1 else fleet(gateways)
+    sims: list[Simulator] = []
+    writers: list[_Writer] = []
+    for k, (name, personality) in enumerate(members):
+        gw_root = root / name if name else root
+        gw_root.mkdir(exist_ok=True)
+        # The marker goes first: data without it would look like the user's on the next start.
+        for marked in {root, gw_root}:
+            (marked / MARKER_FILE).write_text(MARKER_TEXT, encoding="utf-8")
+        plan = plan_start(gw_root, clock())
+        sims.append(Simulator(seed + k, plan.start, plan.rules, plan.last_actor,
+                              plan.first_change_s, personality))
+        writers.append(_Writer(gw_root))
+        who = f"{gw_root} ({personality.name}, seed {seed + k})" if name else (
+            f"{root} (seed {seed})")
+        if plan.resumed:
+            say(f"continuing the demo in {who} from {format_ts(plan.start)}")
+        else:
+            say(f"new demo in {who}: {BACKFILL_S} s of history, then live at 5 Hz")
 
-    for tick in sim.ticks():
-        wait = tick.ts.timestamp() - clock()
+    # Every gateway's ticks in time order; k breaks ties so ticks never get compared.
+    stream = heapq.merge(*(_keyed(k, sim) for k, sim in enumerate(sims)))
+    for ts, k, tick in stream:
+        wait = ts.timestamp() - clock()
         if wait > 0:
-            writer.flush()
+            for writer in writers:
+                writer.flush()
             if stop_at is not None and clock() >= stop_at:
                 return 0
             sleep(wait)
-        writer.add(tick)
+        writers[k].add(tick)
         if tick.change is not None:
             c = tick.change
-            say(f"{c.record()['ts']} {c.actor}: {c.rule} {c.old} -> {c.new} ({c.note})")
+            where = f"{members[k][0]}: " if members[k][0] else ""
+            say(f"{where}{c.record()['ts']} {c.actor}: {c.rule} {c.old} -> {c.new} ({c.note})")
     return 0

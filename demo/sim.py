@@ -13,13 +13,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+from tracker.contract import SIGNALS as METRICS
+from tracker.contract import STATES
+
 KST = timezone(timedelta(hours=9))
 TICK = timedelta(milliseconds=200)
 TICK_S = 0.2
 TICKS_PER_S = 5
 
-METRICS = ("phase_diff", "entropy_rate", "creative_band", "risk_band")
-STATES = ("unknown", "initializing", "binding", "resonating", "locked")
 ACTORS = ("Lubit", "Sena", "Lumen", "Orin", "Mira")
 
 
@@ -180,6 +181,25 @@ class Tick:
     change: RuleChange | None
 
 
+@dataclass(frozen=True)
+class Personality:
+    """How one simulated gateway of a fleet differs from the others."""
+
+    name: str
+    noise: float = 1.0  # times each signal's jitter
+    drift: float = 1.0  # times each signal's slow wander
+    pace: float = 1.0  # times the gap between rule changes
+
+
+# A fleet demo cycles through these, so the fleet view has gateways worth comparing.
+PERSONALITIES = (
+    Personality("steady"),
+    Personality("jittery", noise=2.5),
+    Personality("drifting", drift=3.0),
+    Personality("busy", pace=0.5),
+)
+
+
 @dataclass
 class _Pending:
     tick: int
@@ -200,6 +220,7 @@ class Simulator:
         rules: Mapping[str, float] | None = None,
         last_actor: str | None = None,
         first_change_s: float = 60.0,
+        personality: Personality = PERSONALITIES[0],
     ) -> None:
         if start.tzinfo is None:
             raise ValueError("start must be timezone-aware")
@@ -207,6 +228,7 @@ class Simulator:
             raise ValueError("start must sit on the 200 ms sample grid")
         self.start = start.astimezone(KST)
         self._rng = random.Random(seed)
+        self.personality = personality
         self._i = 0
         self.rules: dict[str, float] = {name: spec.default for name, spec in RULES.items()}
         for name, value in (rules or {}).items():
@@ -222,12 +244,14 @@ class Simulator:
         specs = [SIGNALS[m] for m in METRICS]
         self._target = [self._settled(k) for k in range(len(METRICS))]
         self._level = list(self._target)
-        self._drift = [self._rng.gauss(0.0, s.drift_sd) for s in specs]
-        self._jitter = [self._rng.gauss(0.0, s.noise_sd) for s in specs]
+        drift_sd = [s.drift_sd * personality.drift for s in specs]
+        noise_sd = [s.noise_sd * personality.noise for s in specs]
+        self._drift = [self._rng.gauss(0.0, sd) for sd in drift_sd]
+        self._jitter = [self._rng.gauss(0.0, sd) for sd in noise_sd]
         drift_phi = math.exp(-TICK_S / DRIFT_TAU_S)
         self._drift_phi = drift_phi
-        self._drift_innov = [s.drift_sd * math.sqrt(1 - drift_phi**2) for s in specs]
-        self._noise_innov = [s.noise_sd * math.sqrt(1 - NOISE_PHI**2) for s in specs]
+        self._drift_innov = [sd * math.sqrt(1 - drift_phi**2) for sd in drift_sd]
+        self._noise_innov = [sd * math.sqrt(1 - NOISE_PHI**2) for sd in noise_sd]
         self._pending: list[_Pending] = []
         self._drive = 0.0
         self._shake = 0.0
@@ -261,8 +285,8 @@ class Simulator:
         change = None
         if i == self._next_change:
             change = self._change(i, ts)
-            gap_s = self._rng.randint(*CHANGE_GAP_S)
-            self._next_change = i + gap_s * TICKS_PER_S
+            gap_s = self._rng.randint(*CHANGE_GAP_S) * self.personality.pace
+            self._next_change = self._on_whole_second(i + round(gap_s * TICKS_PER_S))
 
         while self._pending and self._pending[0].tick <= i:
             due = self._pending.pop(0)

@@ -12,9 +12,12 @@ from dataclasses import dataclass
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from exporter.sources import DataRoot
-from tracker import METRICS, SHORT
+from tracker import contract as names
+from tracker.contract import SHORT, SIGNALS
 from tracker.history import RuleEvent
 from tracker.store import row_key
+
+WINDOWS = ("pre", "post", "guard")
 
 
 def _float(text: str | None) -> float | None:
@@ -41,6 +44,8 @@ class Derived:
     pending: list[RuleEvent]
     recent: list[tuple[RuleEvent, dict[str, str] | None]]
     last_change_us: int | None
+    windows: dict[str, str]  # pre/post/guard of the row written last, as written
+    window_variants: int
 
 
 class LumenCollector:
@@ -76,7 +81,12 @@ class LumenCollector:
         keys = self.root.effects.keys
         pending = [e for e in events if e.key not in keys]
         recent = [(e, by_key.get(e.key)) for e in events[-self.recent:]] if self.recent else []
+        variants = {tuple(r.get(f"{w}_s", "") for w in WINDOWS) for r in rows}
+        # The row written last holds the windows the tracker uses now.
+        newest = rows[-1] if rows else {}
         return Derived(
+            windows={w: newest[f"{w}_s"] for w in WINDOWS if newest.get(f"{w}_s")},
+            window_variants=len(variants),
             last_row=last[1] if last else None,
             per_rule=per_rule,
             pending=pending,
@@ -96,18 +106,17 @@ class LumenCollector:
                 self.derived = self._derive()
             families = list(self._families(self.derived))
         yield from families
-        g = GaugeMetricFamily("lumen_exporter_collect_duration_seconds",
+        g = GaugeMetricFamily(names.COLLECT_DURATION,
                               "Time this scrape spent reading the data root and building metrics.")
         g.add_metric([], time.perf_counter() - started)
         yield g
 
     def _families(self, d: Derived) -> Iterator[Metric]:
         root = self.root
-        s = root.settings
         yield from self._health()
 
         if root.activation.status is not None:
-            g = GaugeMetricFamily("lumen_gateway_status",
+            g = GaugeMetricFamily(names.GATEWAY_STATUS,
                                   "Gateway state: 0 unknown, 1 initializing, 2 binding, "
                                   "3 resonating, 4 locked (gateway_activation.yaml).")
             g.add_metric([], root.activation.status)
@@ -116,22 +125,23 @@ class LumenCollector:
         sample = root.latest.sample
         if sample is not None:
             t_us, values = sample
-            for name, v in zip(METRICS, values):
+            for name, v in zip(SIGNALS, values):
                 if math.isfinite(v):
-                    g = GaugeMetricFamily(f"lumen_{name}", f"Latest {name} in logs/metrics.csv.")
+                    g = GaugeMetricFamily(names.signal_gauge(name),
+                                          f"Latest {name} in logs/metrics.csv.")
                     g.add_metric([], v)
                     yield g
-            g = GaugeMetricFamily("lumen_metrics_last_sample_timestamp_seconds",
+            g = GaugeMetricFamily(names.LAST_SAMPLE_TIME,
                                   "Unix time of the newest row in logs/metrics.csv.")
             g.add_metric([], t_us / 1e6)
             yield g
 
         if d.last_row is not None:
-            for name, short in zip(METRICS, SHORT):
+            for name, short in zip(SIGNALS, SHORT):
                 v = _float(d.last_row.get(f"d_{short}"))
                 if v is None:
                     continue
-                g = GaugeMetricFamily(f"lumen_rule_last_{name}_delta",
+                g = GaugeMetricFamily(names.last_delta(name),
                                       f"Δ {name} (post_mean − pre_mean) of the most recent "
                                       "rule change with a written effect.", labels=["rule"])
                 g.add_metric([d.last_row["rule"]], v)
@@ -139,38 +149,61 @@ class LumenCollector:
 
         yield from self._per_rule(d)
 
-        c = CounterMetricFamily("lumen_rule_events", "Distinct rule changes in the history.")
+        c = CounterMetricFamily(names.EVENTS, "Distinct rule changes in the history.")
         c.add_metric([], len(root.history.events))
         yield c
-        c = CounterMetricFamily("lumen_rule_effects_written",
+        c = CounterMetricFamily(names.EFFECTS_WRITTEN,
                                 "Effect rows in logs/rules_effects.csv.")
         c.add_metric([], len(root.effects.rows))
         yield c
         if root.history.health.readable:
-            g = GaugeMetricFamily("lumen_rule_events_pending",
+            g = GaugeMetricFamily(names.EVENTS_PENDING,
                                   "Rule changes whose effect is not written yet.")
             g.add_metric([], len(d.pending))
             yield g
         if d.pending:
-            g = GaugeMetricFamily("lumen_rule_oldest_pending_timestamp_seconds",
+            g = GaugeMetricFamily(names.OLDEST_PENDING_TIME,
                                   "Unix time of the oldest rule change still pending.")
             g.add_metric([], d.pending[0].t_us / 1e6)
             yield g
         if d.last_change_us is not None:
-            g = GaugeMetricFamily("lumen_rule_last_change_timestamp_seconds",
+            g = GaugeMetricFamily(names.LAST_CHANGE_TIME,
                                   "Unix time of the newest rule change.")
             g.add_metric([], d.last_change_us / 1e6)
             yield g
 
-        g = GaugeMetricFamily("lumen_effect_window_seconds",
-                              "Effect windows in force: pre, post and guard seconds.",
-                              labels=["window"])
-        for name, v in (("pre", s.pre_s), ("post", s.post_s), ("guard", s.guard_s)):
-            g.add_metric([name], v)
-        yield g
+        yield from self._windows(d)
 
         if d.recent:
             yield self._recent(d)
+
+    def _windows(self, d: Derived) -> Iterator[Metric]:
+        """The windows of the effects served, as the tracker recorded them in the rows.
+
+        Before the first effect is written there are no rows to read them from; the
+        exporter's own settings (the same LUMEN_EFFECT_* as the tracker's in the stack)
+        stand in, labelled source="settings", so a pending event can still be judged late.
+        """
+        g = GaugeMetricFamily(names.EFFECT_WINDOW,
+                              "Effect windows (pre, post, guard seconds) of the newest written "
+                              "effect; source=settings before any effect is written.",
+                              labels=["window", "source"])
+        if d.windows:
+            for name, text in d.windows.items():
+                v = _float(text)
+                if v is not None:
+                    g.add_metric([name, "effects"], v)
+        else:
+            s = self.root.settings
+            for name, v in (("pre", s.pre_s), ("post", s.post_s), ("guard", s.guard_s)):
+                g.add_metric([name, "settings"], v)
+        yield g
+        if d.window_variants:
+            v = GaugeMetricFamily(names.EFFECT_WINDOW_VARIANTS,
+                                  "Distinct (pre, post, guard) windows among the written "
+                                  "effects: above 1, Δs were measured over different windows.")
+            v.add_metric([], d.window_variants)
+            yield v
 
     def _health(self) -> Iterator[Metric]:
         root = self.root
@@ -180,10 +213,10 @@ class LumenCollector:
             "rules_effects.csv": root.effects.health,
             "gateway_activation.yaml": root.activation.health,
         }
-        g = GaugeMetricFamily("lumen_input_readable",
+        g = GaugeMetricFamily(names.INPUT_READABLE,
                               "1 when the input file was read, 0 when missing or unreadable.",
                               labels=["file"])
-        c = CounterMetricFamily("lumen_input_parse_errors",
+        c = CounterMetricFamily(names.INPUT_PARSE_ERRORS,
                                 "Bad lines or documents seen in the input file.",
                                 labels=["file"])
         for name, h in health.items():
@@ -194,29 +227,30 @@ class LumenCollector:
 
     def _per_rule(self, d: Derived) -> Iterator[Metric]:
         label = ["rule", "metric"]
+        few = f"under {names.UNRELIABLE_BELOW}: unreliable"
         fams = {
-            "delta": GaugeMetricFamily("lumen_rule_effect_delta",
+            "delta": GaugeMetricFamily(names.EFFECT_DELTA,
                                        "Δ (post_mean − pre_mean) of each rule's latest effect.",
                                        labels=label),
-            "pre": GaugeMetricFamily("lumen_rule_effect_pre_mean",
+            "pre": GaugeMetricFamily(names.EFFECT_PRE_MEAN,
                                      "Mean before each rule's latest change.", labels=label),
-            "post": GaugeMetricFamily("lumen_rule_effect_post_mean",
+            "post": GaugeMetricFamily(names.EFFECT_POST_MEAN,
                                       "Mean after each rule's latest change.", labels=label),
-            "n_pre": GaugeMetricFamily("lumen_rule_effect_pre_samples",
-                                       "Samples in the pre window (under 50: unreliable).",
+            "n_pre": GaugeMetricFamily(names.EFFECT_PRE_SAMPLES,
+                                       f"Samples in the pre window ({few}).",
                                        labels=label),
-            "n_post": GaugeMetricFamily("lumen_rule_effect_post_samples",
-                                        "Samples in the post window (under 50: unreliable).",
+            "n_post": GaugeMetricFamily(names.EFFECT_POST_SAMPLES,
+                                        f"Samples in the post window ({few}).",
                                         labels=label),
         }
-        confounded = GaugeMetricFamily("lumen_rule_effect_confounded",
+        confounded = GaugeMetricFamily(names.EFFECT_CONFOUNDED,
                                        "1 when another change fell inside the windows.",
                                        labels=["rule"])
-        when = GaugeMetricFamily("lumen_rule_effect_timestamp_seconds",
+        when = GaugeMetricFamily(names.EFFECT_TIME,
                                  "Unix time of the change behind each rule's latest effect.",
                                  labels=["rule"])
         for rule, (row, t_us) in sorted(d.per_rule.items()):
-            for name, short in zip(METRICS, SHORT):
+            for name, short in zip(SIGNALS, SHORT):
                 for key, col in (("delta", f"d_{short}"), ("pre", f"pre_{short}"),
                                  ("post", f"post_{short}"), ("n_pre", f"n_pre_{short}"),
                                  ("n_post", f"n_post_{short}")):
@@ -233,7 +267,7 @@ class LumenCollector:
 
     def _recent(self, d: Derived) -> Metric:
         g = GaugeMetricFamily(
-            "lumen_rule_change_timestamp_seconds",
+            names.CHANGE_TIME,
             "Recent rule changes, for Grafana annotations: value is the change's Unix time.",
             labels=["rule", "actor", "old", "new", "d_phase", "d_entropy", "d_creative",
                     "d_risk"])

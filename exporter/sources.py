@@ -1,35 +1,27 @@
 """The data root as the exporter sees it: each file re-read only when it changed.
 
-Every reader is the tracker's own (tracker.history, tracker.metrics, tracker.store), so
-the exporter and the tracker never disagree about a file format.
+Every reader is the tracker's own (tracker.history, tracker.metrics_reader, tracker.store),
+so the exporter and the tracker never disagree about a file format or about which events
+are recorded.
 """
 
 from __future__ import annotations
 
-import os
-import sys
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from tracker.contract import STATES
+from tracker.csvformat import MetricsFileError
+from tracker.filestamp import Stamp, file_stamp
 from tracker.history import HistoryReader, RuleEvent
-from tracker.metrics import MetricsFileError, MetricsReader
+from tracker.metrics_reader import read_tail
 from tracker.report import Reporter
 from tracker.settings import Settings
-from tracker.store import EffectsFileError, read_effects, row_key
+from tracker.store import EffectsFileError, read_effects, recorded_keys
 from tracker.timeparse import TimeParser
-
-STATES = ("unknown", "initializing", "binding", "resonating", "locked")
-
-
-def _stamp(path: Path) -> tuple[int, int, int] | None:
-    """What tells a file changed: inode (a rename), size and mtime."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 @dataclass
@@ -44,7 +36,7 @@ class Health:
         """Marks the file unreadable and says why on stderr, once for each new reason."""
         if str(error) != self.last_error:
             self.last_error = str(error)
-            print(f"lumen-exporter: {path}: cannot read: {error}", file=sys.stderr, flush=True)
+            logging.getLogger("lumen-exporter").warning("%s: cannot read: %s", path, error)
         self.readable = False
         self.errors += count
 
@@ -55,11 +47,11 @@ class Activation:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.health = Health()
-        self._stamp: tuple | None = None
+        self._stamp: Stamp | None = None
         self.status: int | None = None
 
     def refresh(self) -> None:
-        stamp = _stamp(self.path)
+        stamp = file_stamp(self.path)
         if stamp is None:
             self._stamp, self.status = None, None
             self.health.readable = False
@@ -88,18 +80,18 @@ class Activation:
 class LatestSample:
     """The newest row of logs/metrics.csv, from the file's tail only."""
 
-    def __init__(self, path: Path, tp: TimeParser, rep: Reporter) -> None:
+    def __init__(self, path: Path, tp: TimeParser) -> None:
         self.path = path
-        self.reader = MetricsReader(path, tp, rep)
+        self.tp = tp
         self.health = Health()
-        self._stamp: tuple | None = None
+        self._stamp: Stamp | None = None
         self.sample: tuple[int, list[float]] | None = None
         # Bad rows met in the tail, by byte offset: each is counted once, however many
         # scrapes see it, until the file is replaced.
         self._bad: set[int] = set()
 
     def refresh(self) -> None:
-        stamp = _stamp(self.path)
+        stamp = file_stamp(self.path)
         if stamp == self._stamp and stamp is not None:
             return
         if stamp is None or self._stamp is None or stamp[0] != self._stamp[0]:
@@ -107,7 +99,11 @@ class LatestSample:
         self._stamp = stamp
         bad: list[int] = []
         try:
-            self.sample = self.reader.tail(bad=bad)
+            self.sample = read_tail(self.path, self.tp, bad=bad)
+        except FileNotFoundError:
+            self.sample = None
+            self.health.readable = False
+            return
         except (OSError, MetricsFileError) as e:
             self.sample = None
             self.health.unreadable(self.path, e)
@@ -117,7 +113,7 @@ class LatestSample:
         self._bad |= fresh
         if len(self._bad) > 10_000:  # keep the memo bounded: old offsets won't be read again
             self._bad = set(sorted(self._bad)[-1000:])
-        self.health.readable = self.reader.exists
+        self.health.readable = True
 
 
 @dataclass
@@ -133,20 +129,24 @@ class History:
     def __post_init__(self) -> None:
         self.reader = HistoryReader(self.path, self.tp, self.rep)
 
-    def refresh(self) -> None:
+    def refresh(self) -> bool:
+        """True when the events changed: lines appended, or the file replaced or truncated
+        (told by its identity and size, so a new file with as many events still counts)."""
         generation = self.reader.generation
         try:
             new = self.reader.read_new()
         except OSError as e:
             self.health.unreadable(self.path, e, count=False)
-            return
-        if self.reader.generation != generation:  # replaced or truncated: read anew
+            return False
+        replaced = self.reader.generation != generation
+        if replaced:
             self.events = {ev.key: ev for ev in new}
-            new = []
-        for ev in new:
-            self.events.setdefault(ev.key, ev)
+        else:
+            for ev in new:
+                self.events.setdefault(ev.key, ev)
         self.health.readable = self.reader.exists
         self.health.errors = self.rep.by_file.get(str(self.path), 0)
+        return replaced or bool(new)
 
 
 class Effects:
@@ -155,13 +155,13 @@ class Effects:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.health = Health()
-        self._stamp: tuple | None = None
+        self._stamp: Stamp | None = None
         self.rows: list[dict[str, str]] = []
         self.keys: set[tuple] = set()
 
     def refresh(self) -> bool:
         """True when the rows changed."""
-        stamp = _stamp(self.path)
+        stamp = file_stamp(self.path)
         if stamp == self._stamp:
             return False
         self._stamp = stamp
@@ -177,7 +177,7 @@ class Effects:
             return True
         self.health.errors = len(bad)
         self.rows = rows
-        self.keys = {row_key(r) for r in rows}
+        self.keys = recorded_keys(rows, bad)
         self.health.readable = True
         return True
 
@@ -188,7 +188,7 @@ class DataRoot:
         self.settings = s
         self.tp = tp
         self.activation = Activation(s.activation_path)
-        self.latest = LatestSample(s.metrics_path, tp, rep)
+        self.latest = LatestSample(s.metrics_path, tp)
         self.history = History(s.history_path, tp, rep)
         self.effects = Effects(s.effects_path)
 
@@ -196,7 +196,5 @@ class DataRoot:
         """Brings every source up to date; True when effects or history changed."""
         self.activation.refresh()
         self.latest.refresh()
-        n = len(self.history.events)
-        self.history.refresh()
-        changed = self.effects.refresh()
-        return changed or len(self.history.events) != n
+        history_changed = self.history.refresh()
+        return self.effects.refresh() or history_changed

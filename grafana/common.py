@@ -6,6 +6,8 @@ from grafana_foundation_sdk.models import dashboard as model
 from grafana_foundation_sdk.models.common import DataSourceRef
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
+from tracker.contract import EFFECT_WINDOW, UNRELIABLE_BELOW
+
 # Provisioned with this fixed uid (grafana/provisioning/datasources/lumen.yml): a fixed uid
 # keeps file-provisioned dashboards working, where ${DS_...} inputs would leave them empty.
 DATASOURCE_UID = "lumen-prometheus"
@@ -15,7 +17,6 @@ DATASOURCE = DataSourceRef(type_val="prometheus", uid=DATASOURCE_UID)
 EXPORTER_JOB = "lumen-exporter"
 
 TAG = "lumen"
-SIGNALS = ("phase_diff", "entropy_rate", "creative_band", "risk_band")
 # Label that carries each signal's Δ on lumen_rule_change_timestamp_seconds.
 CHANGE_LABEL = {
     "phase_diff": "d_phase",
@@ -38,6 +39,8 @@ DELTA_COLOURS = {
     "entropy_rate": ("blue", "orange"),
 }
 NEUTRAL = "text"
+# Sample counts below this are red: SPEC's reliability threshold.
+FEW_SAMPLES = (None, "red"), (UNRELIABLE_BELOW, "text")
 # Thresholds compare with >=, so a zero Δ needs a small band of its own to read as neutral.
 EPSILON = 1e-9
 
@@ -164,14 +167,14 @@ def override(name: str, **properties: object) -> dashboard.DashboardFieldConfigS
 
 
 def window_variables() -> list[dashboard.QueryVariable]:
-    """Hidden variables holding the pre and post windows the exporter reports."""
+    """Hidden variables holding the windows of the effects the exporter serves."""
     variables = []
-    for window in ("pre", "post"):
-        expr = f'scalar(max(lumen_effect_window_seconds{{window="{window}"}}))'
+    for window in ("pre", "post", "guard"):
+        expr = f'scalar(max({EFFECT_WINDOW}{{window="{window}"}}))'
         variables.append(
             dashboard.QueryVariable(f"{window}_s")
             .label(f"{window} window (s)")
-            .description(f"The {window} window in force, from lumen_effect_window_seconds.")
+            .description(f"The {window} window of the effects shown, from {EFFECT_WINDOW}.")
             .hide(model.VariableHide.HIDE_VARIABLE)
             .datasource(DATASOURCE)
             .query(f"query_result({expr})")
@@ -253,13 +256,19 @@ def links() -> list[dashboard.DashboardLink]:
     ]
 
 
-def base(uid: str, title: str, description: str) -> dashboard.Dashboard:
-    """A dashboard with the settings all Lumen dashboards share.
+def base(
+    uid: str,
+    title: str,
+    description: str,
+    variables: tuple[dashboard.QueryVariable, ...] = (),
+) -> dashboard.Dashboard:
+    """A dashboard with what all Lumen dashboards share: settings, links, the rule-change
+    annotation and the hidden window variables (after the dashboard's own `variables`).
 
     30 minutes at a 10 s refresh fits the routine: change a rule, watch 2-3 minutes,
     read the effect, with enough history to compare with the changes before it.
     """
-    return (
+    board = (
         dashboard.Dashboard(title)
         .uid(uid)
         .description(description)
@@ -270,4 +279,8 @@ def base(uid: str, title: str, description: str) -> dashboard.Dashboard:
         .tooltip(model.DashboardCursorSync.CROSSHAIR)
         .editable()
         .links(links())
+        .annotation(RuleChangeAnnotation())
     )
+    for variable in (*variables, *window_variables()):
+        board = board.with_variable(variable)
+    return board

@@ -9,32 +9,32 @@ from grafana_foundation_sdk.models import text as text_model
 from grafana.common import (
     DATASOURCE,
     DELTA_FORMULA,
+    FEW_SAMPLES,
     NEUTRAL,
-    SIGNALS,
-    RuleChangeAnnotation,
     base,
     delta_thresholds,
     override,
     query,
     thresholds,
     value_text,
-    window_variables,
 )
 from grafana.layout import Layout, finish
 from grafana.panels import stat_panel, table_panel, timeseries_panel
+from tracker.contract import SIGNALS, STATES, UNRELIABLE_BELOW
 
 UID = "lumen-overview"
 
 # lumen_gateway_status values (SPEC) as their state names. Resonating is the state the
 # loop aims for; locked gets a colour of its own rather than a verdict.
+STATE_COLOURS = {
+    "unknown": "#808080",
+    "initializing": "blue",
+    "binding": "yellow",
+    "resonating": "green",
+    "locked": "purple",
+}
 GATEWAY_STATES = value_text(
-    {
-        "0": ("unknown", "#808080"),
-        "1": ("initializing", "blue"),
-        "2": ("binding", "yellow"),
-        "3": ("resonating", "green"),
-        "4": ("locked", "purple"),
-    }
+    {str(number): (state, STATE_COLOURS[state]) for number, state in enumerate(STATES)}
 )
 
 # What a move of each signal means, from SPEC "Reading an effect".
@@ -50,7 +50,8 @@ DIRECTION = {
 
 GUIDE = """\
 **Δ = post_mean − pre_mean** over the windows in force: pre = ${pre_s} s before the change, \
-post = ${post_s} s after it (a guard second on each side keeps boundary noise out).
+post = ${post_s} s after it; ${guard_s} s on each side of the change are left out \
+(boundary noise).
 
 | signal | good sign | warning sign |
 |---|---|---|
@@ -62,7 +63,7 @@ post = ${post_s} s after it (a guard second on each side keeps boundary noise ou
 **Warning pattern** (red in the table): phase_diff or risk_band up *and* entropy_rate up — \
 the rule is shaking the system too hard.
 
-**Trust**: fewer than 50 samples on a side (10 s at 5 Hz) makes a Δ unreliable \
+**Trust**: fewer than {few} samples on a side (10 s at 5 Hz) makes a Δ unreliable \
 (*Min samples* in red). *Confounded* means another change fell inside the windows.
 
 **Routine**
@@ -70,7 +71,7 @@ the rule is shaking the system too hard.
 2. Watch 2–3 minutes: the effect stays *pending* until the post window has passed.
 3. Read the effect here or on *Lumen · Rule history*.
 4. Record the favourable pattern (rule, old → new, Δs) in the runbook.
-"""
+""".replace("{few}", str(UNRELIABLE_BELOW))
 
 
 def _header(layout: Layout) -> None:
@@ -79,12 +80,12 @@ def _header(layout: Layout) -> None:
             "Gateway status",
             "lumen_gateway_status from gateway_activation.yaml, shown as its state name.",
             [query("lumen_gateway_status", instant=True)],
-            mappings=[GATEWAY_STATES],
-            steps=thresholds((None, "#808080")),
-            no_value="no status",
             colour=cm.BigValueColorMode.BACKGROUND,
             text=cm.BigValueTextMode.VALUE,
-        ),
+        )
+        .mappings([GATEWAY_STATES])
+        .thresholds(thresholds((None, "#808080")))
+        .no_value("no status"),
         w=6,
         h=5,
     )
@@ -95,10 +96,7 @@ def _header(layout: Layout) -> None:
             "to watch 2–3 minutes before reading the effect.",
             [query("time() - lumen_rule_last_change_timestamp_seconds", instant=True)],
             unit="s",
-            decimals=0,
-            steps=thresholds((None, "blue"), (180, NEUTRAL)),
-            no_value="no changes",
-        ),
+        ).decimals(0).thresholds(thresholds((None, "blue"), (180, NEUTRAL))).no_value("no changes"),
         w=4,
         h=5,
     )
@@ -108,9 +106,7 @@ def _header(layout: Layout) -> None:
             "Rule changes whose effect is not written yet: their post window "
             "(${post_s} s) has not ended.",
             [query("lumen_rule_events_pending", instant=True)],
-            decimals=0,
-            steps=thresholds((None, NEUTRAL), (1, "blue")),
-        ),
+        ).decimals(0).thresholds(thresholds((None, NEUTRAL), (1, "blue"))),
         w=4,
         h=5,
     )
@@ -120,11 +116,11 @@ def _header(layout: Layout) -> None:
             "Rules whose latest effect has phase_diff or risk_band up together with "
             "entropy_rate up: the rule is shaking the system too hard. " + DELTA_FORMULA,
             [query("sum(lumen:rule_effect_warning)", instant=True)],
-            decimals=0,
-            steps=thresholds((None, "green"), (1, "red")),
-            no_value="no effects yet",
             colour=cm.BigValueColorMode.BACKGROUND,
-        ),
+        )
+        .decimals(0)
+        .thresholds(thresholds((None, "green"), (1, "red")))
+        .no_value("no effects yet"),
         w=5,
         h=5,
     )
@@ -135,10 +131,10 @@ def _header(layout: Layout) -> None:
             "Red from 30 s: the LumenMetricsStale alert's threshold.",
             [query("lumen:metrics_age_seconds", instant=True)],
             unit="s",
-            decimals=1,
-            steps=thresholds((None, "green"), (5, "yellow"), (30, "red")),
-            no_value="no samples",
-        ),
+        )
+        .decimals(1)
+        .thresholds(thresholds((None, "green"), (5, "yellow"), (30, "red")))
+        .no_value("no samples"),
         w=5,
         h=5,
     )
@@ -230,7 +226,7 @@ def _delta_table() -> table.Panel:
         override(
             "Min samples",
             decimals=0,
-            thresholds=thresholds((None, "red"), (50, NEUTRAL)),
+            thresholds=thresholds(*FEW_SAMPLES),
             custom__cellOptions=coloured_text,
         ),
         override("Changed at", unit="dateTimeAsIso"),
@@ -239,7 +235,8 @@ def _delta_table() -> table.Panel:
         "Latest Δ per rule and signal",
         f"{DELTA_FORMULA}. One row per rule: the effect of its latest change. Green is a good "
         "sign, red a warning sign, orange not good; Min samples in red means unreliable "
-        "(under 50 on a side); Confounded means another change fell inside the windows.",
+        f"(under {UNRELIABLE_BELOW} on a side); Confounded means another change fell inside "
+        "the windows.",
         targets,
         order=order,
         rename=rename,
@@ -263,10 +260,8 @@ def _effects(layout: Layout) -> None:
                         instant=True,
                     )
                 ],
-                steps=delta_thresholds(signal),
-                no_value="no effect yet",
                 text=cm.BigValueTextMode.VALUE_AND_NAME,
-            ),
+            ).thresholds(delta_thresholds(signal)).no_value("no effect yet"),
             w=6,
             h=5,
         )
@@ -289,9 +284,7 @@ def build() -> model.Dashboard:
         "Lumen · Overview",
         "Gateway status, the four signals with every rule change marked, and the latest "
         "effect (Δ) of each rule with how to read it.",
-    ).annotation(RuleChangeAnnotation())
-    for variable in window_variables():
-        board = board.with_variable(variable)
+    )
     layout = Layout()
     _header(layout)
     _signals(layout)

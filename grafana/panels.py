@@ -14,15 +14,15 @@ def stat_panel(
     targets: list[prometheus.Dataquery],
     *,
     unit: str = "none",
-    decimals: int | None = None,
-    steps: dashboard.ThresholdsConfig | None = None,
-    mappings: list[model.ValueMapping] | None = None,
-    no_value: str | None = None,
     colour: cm.BigValueColorMode = cm.BigValueColorMode.VALUE,
     text: cm.BigValueTextMode = cm.BigValueTextMode.AUTO,
 ) -> stat.Panel:
-    """A single-number panel showing the latest value of each series."""
-    panel = (
+    """A single-number panel showing the latest value of each series.
+
+    Decimals, thresholds, mappings and the no-value text are the SDK builder's own
+    methods: callers chain them.
+    """
+    return (
         stat.Panel()
         .title(title)
         .description(description)
@@ -36,15 +36,6 @@ def stat_panel(
         .justify_mode(cm.BigValueJustifyMode.AUTO)
         .orientation(cm.VizOrientation.AUTO)
     )
-    if decimals is not None:
-        panel = panel.decimals(decimals)
-    if steps is not None:
-        panel = panel.thresholds(steps)
-    if mappings is not None:
-        panel = panel.mappings(mappings)
-    if no_value is not None:
-        panel = panel.no_value(no_value)
-    return panel
 
 
 def timeseries_panel(
@@ -53,14 +44,13 @@ def timeseries_panel(
     targets: list[prometheus.Dataquery],
     *,
     unit: str = "none",
-    decimals: int | None = None,
     calcs: tuple[str, ...] = ("lastNotNull", "mean"),
 ) -> timeseries.Panel:
     """Lines over time; the legend lists each series with the given calculations.
 
     Rule-change annotations come from the dashboard, so every panel made here shows them.
     """
-    panel = (
+    return (
         timeseries.Panel()
         .title(title)
         .description(description)
@@ -80,9 +70,6 @@ def timeseries_panel(
         )
         .tooltip(cb.VizTooltipOptions().mode(cm.TooltipDisplayMode.MULTI).sort(cm.SortOrder.NONE))
     )
-    if decimals is not None:
-        panel = panel.decimals(decimals)
-    return panel
 
 
 def table_panel(

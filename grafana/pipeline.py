@@ -7,13 +7,11 @@ from grafana_foundation_sdk.models import dashboard as model
 from grafana.common import (
     EXPORTER_JOB,
     NEUTRAL,
-    RuleChangeAnnotation,
     base,
     override,
     query,
     thresholds,
     value_text,
-    window_variables,
 )
 from grafana.layout import Layout, finish
 from grafana.panels import stat_panel, table_panel, timeseries_panel
@@ -34,12 +32,12 @@ def _status(layout: Layout) -> None:
             "Exporter scrape",
             f"Prometheus' last scrape of the exporter ({UP}).",
             [query(UP, legend="{{instance}}", instant=True)],
-            mappings=[value_text({"1": ("up", "green"), "0": ("down", "red")})],
-            steps=thresholds((None, NEUTRAL)),
-            no_value="not scraped",
             colour=cm.BigValueColorMode.BACKGROUND,
             text=cm.BigValueTextMode.VALUE,
-        ),
+        )
+        .mappings([value_text({"1": ("up", "green"), "0": ("down", "red")})])
+        .thresholds(thresholds((None, NEUTRAL)))
+        .no_value("not scraped"),
         w=4,
         h=4,
     )
@@ -50,10 +48,7 @@ def _status(layout: Layout) -> None:
             "LumenMetricsStale fires above 30 s.",
             [query("lumen:metrics_age_seconds", instant=True)],
             unit="s",
-            decimals=1,
-            steps=METRICS_AGE,
-            no_value="no samples",
-        ),
+        ).decimals(1).thresholds(METRICS_AGE).no_value("no samples"),
         w=5,
         h=4,
     )
@@ -62,9 +57,7 @@ def _status(layout: Layout) -> None:
             "Events pending",
             "Rule changes whose effect is not written yet (post window ${post_s} s).",
             [query("lumen_rule_events_pending", instant=True)],
-            decimals=0,
-            steps=thresholds((None, NEUTRAL), (1, "blue")),
-        ),
+        ).decimals(0).thresholds(thresholds((None, NEUTRAL), (1, "blue"))),
         w=5,
         h=4,
     )
@@ -76,10 +69,7 @@ def _status(layout: Layout) -> None:
             "fires above 30 s.",
             [query("lumen:rule_oldest_pending_overdue_seconds", instant=True)],
             unit="s",
-            decimals=0,
-            steps=OVERDUE,
-            no_value="nothing pending",
-        ),
+        ).decimals(0).thresholds(OVERDUE).no_value("nothing pending"),
         w=5,
         h=4,
     )
@@ -89,9 +79,7 @@ def _status(layout: Layout) -> None:
             "Lines the exporter could not parse, over the dashboard's time range, all files "
             "together (per file below).",
             [query("sum(increase(lumen_input_parse_errors_total[$__range]))", instant=True)],
-            decimals=0,
-            steps=thresholds((None, "green"), (1, "orange")),
-        ),
+        ).decimals(0).thresholds(thresholds((None, "green"), (1, "orange"))),
         w=5,
         h=4,
     )
@@ -101,11 +89,9 @@ def _status(layout: Layout) -> None:
             "Whether the exporter can read each input file of the data root; the gauges "
             "built from an unreadable file are absent, never 0.",
             [query("lumen_input_readable", legend="{{file}}", instant=True)],
-            mappings=[READABLE],
-            steps=thresholds((None, NEUTRAL)),
             colour=cm.BigValueColorMode.BACKGROUND,
             text=cm.BigValueTextMode.VALUE_AND_NAME,
-        ),
+        ).mappings([READABLE]).thresholds(thresholds((None, NEUTRAL))),
         w=24,
         h=4,
     )
@@ -120,9 +106,8 @@ def _trends(layout: Layout) -> None:
             "LumenMetricsStale threshold.",
             [query("lumen:metrics_age_seconds", legend="age")],
             unit="s",
-            decimals=1,
             calcs=("lastNotNull", "max"),
-        )
+        ).decimals(1)
         .thresholds(METRICS_AGE)
         .thresholds_style(cb.GraphThresholdsStyleConfig().mode(cm.GraphThresholdsStyleMode.DASHED)),
         w=12,
@@ -138,9 +123,8 @@ def _trends(layout: Layout) -> None:
                 query("lumen_rule_events_pending", "A", legend="pending events"),
                 query("lumen:rule_oldest_pending_overdue_seconds", "B", legend=overdue),
             ],
-            decimals=0,
             calcs=("lastNotNull", "max"),
-        ).overrides([override(overdue, unit="s", custom__axisPlacement="right")]),
+        ).decimals(0).overrides([override(overdue, unit="s", custom__axisPlacement="right")]),
         w=12,
         h=8,
     )
@@ -154,9 +138,8 @@ def _trends(layout: Layout) -> None:
                     legend="{{file}}",
                 )
             ],
-            decimals=0,
             calcs=("sum",),
-        ).draw_style(cm.GraphDrawStyle.BARS),
+        ).decimals(0).draw_style(cm.GraphDrawStyle.BARS),
         w=12,
         h=8,
     )
@@ -169,9 +152,8 @@ def _trends(layout: Layout) -> None:
                 query("lumen_rule_events_total", "A", legend="events seen"),
                 query("lumen_rule_effects_written_total", "B", legend="effects written"),
             ],
-            decimals=0,
             calcs=("lastNotNull",),
-        ),
+        ).decimals(0),
         w=12,
         h=8,
     )
@@ -216,9 +198,7 @@ def build() -> model.Dashboard:
         "Lumen · Pipeline health",
         "Staleness of the metrics, parse errors, pending events and the exporter's scrape "
         "status: when these are fine, the effect dashboards can be trusted.",
-    ).annotation(RuleChangeAnnotation())
-    for variable in window_variables():
-        board = board.with_variable(variable)
+    )
     layout = Layout()
     _status(layout)
     _trends(layout)

@@ -7,9 +7,8 @@ from grafana_foundation_sdk.models import dashboard as model
 from grafana.common import (
     CHANGE_LABEL,
     DELTA_FORMULA,
+    FEW_SAMPLES,
     NEUTRAL,
-    SIGNALS,
-    RuleChangeAnnotation,
     base,
     delta_label_mappings,
     override,
@@ -17,10 +16,10 @@ from grafana.common import (
     rule_variable,
     thresholds,
     value_text,
-    window_variables,
 )
 from grafana.layout import Layout, finish
 from grafana.panels import table_panel, timeseries_panel
+from tracker.contract import SIGNALS, UNRELIABLE_BELOW
 
 UID = "lumen-rule-history"
 
@@ -117,7 +116,7 @@ def _latest_detail() -> table.Panel:
     order += ["Value #D", "Value #E", "Value #G"]
     samples = {
         "decimals": 0,
-        "thresholds": thresholds((None, "red"), (50, NEUTRAL)),
+        "thresholds": thresholds(*FEW_SAMPLES),
         "custom__cellOptions": COLOURED_TEXT,
     }
     overrides = [
@@ -133,7 +132,8 @@ def _latest_detail() -> table.Panel:
     return table_panel(
         "Latest effect of $rule, per signal",
         f"{DELTA_FORMULA}. The means behind each rule's latest Δ and how the guide reads "
-        "them. Sample counts under 50 (10 s at 5 Hz) are red: that Δ is unreliable. "
+        f"them. Sample counts under {UNRELIABLE_BELOW} (10 s at 5 Hz) are red: that Δ is "
+        "unreliable. "
         "Confounded: another change fell inside the windows.",
         targets,
         order=order,
@@ -146,17 +146,12 @@ def _latest_detail() -> table.Panel:
 
 def build() -> model.Dashboard:
     """The Rule history dashboard model."""
-    board = (
-        base(
-            UID,
-            "Lumen · Rule history",
-            "Per rule, the effects of its recent changes: the material for the runbook.",
-        )
-        .annotation(RuleChangeAnnotation())
-        .with_variable(rule_variable())
+    board = base(
+        UID,
+        "Lumen · Rule history",
+        "Per rule, the effects of its recent changes: the material for the runbook.",
+        variables=(rule_variable(),),
     )
-    for variable in window_variables():
-        board = board.with_variable(variable)
     layout = Layout()
     layout.add(_changes(), w=24, h=12)
     layout.add(_latest_detail(), w=24, h=10)

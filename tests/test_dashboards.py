@@ -20,8 +20,8 @@ if str(REPO) not in sys.path:
 
 from grafana import build  # noqa: E402
 from grafana.common import DELTA_FORMULA, RULE_CHANGE_EXPR  # noqa: E402
-from grafana.metrics import EXPORTER_METRICS, PROMETHEUS_SERIES  # noqa: E402
 from grafana.queries import expressions, panels, raw_expressions, series_names  # noqa: E402
+from tracker.contract import EXPORTER_METRICS, PROMETHEUS_SERIES  # noqa: E402
 
 DASHBOARD_DIR = REPO / "grafana" / "dashboards"
 PROVISIONING = REPO / "grafana" / "provisioning"

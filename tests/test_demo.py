@@ -432,7 +432,8 @@ def test_marker_makes_existing_files_the_demos_own(tmp_path: Path) -> None:
 def test_cli_root_from_flag_env_or_cwd(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     calls = []
 
-    def fake_run(root: Path, seed: int | None, enabled: bool) -> int:
+    def fake_run(root: Path, seed: int | None, enabled: bool, gateways: int) -> int:
+        assert gateways == 1
         calls.append((root, seed, enabled))
         return 0
 

@@ -11,8 +11,8 @@ if str(REPO) not in sys.path:
     # grafana/ is not an installed package; the repository root makes it importable.
     sys.path.insert(0, str(REPO))
 
-from grafana.metrics import EXPORTER_METRICS  # noqa: E402
 from grafana.queries import series_names  # noqa: E402
+from tracker.contract import EXPORTER_METRICS  # noqa: E402
 
 RULE_FILES = sorted((REPO / "prometheus" / "rules").glob("*.yml"))
 TEST_FILES = sorted((REPO / "prometheus" / "tests").glob("*.yml"))

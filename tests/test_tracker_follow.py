@@ -10,7 +10,7 @@ import sys
 import time
 
 from tests.rootdata import append, effects, event, sample_rows, write_history, write_metrics
-from tracker import metrics as metrics_mod
+from tracker import metrics_reader as metrics_mod
 from tracker import run as run_mod
 from tracker.report import Reporter
 from tracker.run import Tracker

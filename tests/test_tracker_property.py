@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.rootdata import HEADER, effects
-from tracker import metrics as metrics_mod
+from tracker import metrics_reader as metrics_mod
 from tracker.report import Reporter
 from tracker.run import run_once
 from tracker.settings import resolve

@@ -3,30 +3,25 @@
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
 from pathlib import Path
 
-from tracker.metrics import MetricsFileError
+from tracker import options
+from tracker.fleet import gateways
 from tracker.report import Reporter
-from tracker.run import follow, run_once
-from tracker.settings import DEFAULT_NAIVE_ZONE, resolve
-from tracker.store import EffectsFileError
+from tracker.run import Fleet, follow
+
+PROG = "lumen-rules-effects"
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="lumen-rules-effects",
+        prog=PROG,
+        parents=[options.common_flags()],
         description="For every rule change in controls/rules_history.jsonl, the mean of each "
         "signal in logs/metrics.csv just before and just after it, appended to "
         "logs/rules_effects.csv once the post window is complete.",
     )
-    p.add_argument("--root", help="data root (default: $LUMEN_ROOT, else the current directory)")
-    p.add_argument("--pre", type=float, help="pre window seconds ($LUMEN_EFFECT_PRE_S, 30)")
-    p.add_argument("--post", type=float, help="post window seconds ($LUMEN_EFFECT_POST_S, 30)")
-    p.add_argument("--guard", type=float,
-                   help="seconds left out on each side of the change ($LUMEN_EFFECT_GUARD_S, 1)")
-    p.add_argument("--naive-tz", help="zone for timestamps without an offset ($LUMEN_NAIVE_TZ, "
-                   f"default {DEFAULT_NAIVE_ZONE}, KST, the teams' habit)")
     p.add_argument("--follow", action="store_true",
                    help="keep running: write each effect as soon as its post window is complete")
     p.add_argument("--poll", type=float, default=1.0, help="seconds between polls in --follow")
@@ -37,25 +32,22 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    rep = Reporter()
-    try:
-        s = resolve(args.root, args.pre, args.post, args.guard, args.naive_tz)
-    except ValueError as e:
-        print(f"lumen-rules-effects: {e}", file=sys.stderr)
-        return 2
-    if not s.history_path.exists():
-        rep.info(f"{s.history_path}: not found; no rule changes to track yet")
-    if not s.metrics_path.exists():
-        rep.info(f"{s.metrics_path}: not found; effects stay pending until the gateway "
-                 "writes it (wrong --root?)")
-    try:
+
+    def body(log: logging.Logger) -> int:
+        s = options.settings(args)
+        rep = Reporter(log=log)
+        single = [gw.root for gw in gateways(s.root)] == [s.root]
+        if single and not s.history_path.exists():
+            log.info("%s: not found; no rule changes to track yet", s.history_path)
+        if single and not s.metrics_path.exists():
+            log.info("%s: not found; effects stay pending until the gateway writes it "
+                     "(wrong --root?)", s.metrics_path)
         if args.follow:
             follow(s, rep, args.poll, args.heartbeat)  # until interrupted
-        else:
-            print(run_once(s, rep).line())
-    except (MetricsFileError, EffectsFileError) as e:
-        print(f"lumen-rules-effects: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    return 0
+        fleet = Fleet(s, rep)
+        fleet.step()
+        for line in fleet.lines():
+            print(line)  # the result, on stdout; diagnostics on stderr
+        return options.FAILED if fleet.failing else options.DONE
+
+    return options.run(PROG, body)

@@ -6,12 +6,10 @@ import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 
-from tracker import SHORT
+from tracker.contract import SHORT, UNRELIABLE_BELOW
 from tracker.history import RuleEvent
-from tracker.metrics import SampleBuffer
+from tracker.segments import SampleBuffer
 from tracker.settings import Settings
-
-UNRELIABLE_BELOW = 50  # samples on a side: 10 s at 5 Hz (SPEC)
 
 
 def us(seconds: float) -> int:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from tracker.csvformat import MetricsFileError
 from tracker.effects import EventTimes, effect_record, final_at, needs_from, unreliable, us
+from tracker.fleet import gateways
 from tracker.history import HistoryReader, RuleEvent
-from tracker.metrics import MetricsReader, SampleBuffer
+from tracker.metrics_reader import MetricsReader
 from tracker.report import Reporter
+from tracker.segments import SampleBuffer
 from tracker.settings import Settings
-from tracker.store import EffectsWriter
+from tracker.store import EffectsFileError, EffectsWriter
 from tracker.timeparse import TimeParser
 
 # Rows this far out of order are still found when the reader skips to a time.
@@ -154,18 +157,69 @@ class Tracker:
 
 
 def run_once(s: Settings, rep: Reporter) -> Summary:
+    """One pass over one gateway's files."""
     t = Tracker(s, rep)
     t.step()
     return t.summary
 
 
+class Fleet:
+    """A Tracker per gateway under the root (tracker.fleet), looked up again at every step.
+
+    A gateway whose files cannot be used (a foreign effects header, a metrics file without
+    the signal columns, a directory where a file should be, no permission) is said once per
+    new reason and tried again at the next step; the others go on.
+    """
+
+    def __init__(self, s: Settings, rep: Reporter, keep_warm: bool = False) -> None:
+        self.s = s
+        self.rep = rep
+        self.keep_warm = keep_warm
+        self.trackers: dict[str, Tracker] = {}
+        self.failing: dict[str, str] = {}  # gateway -> the reason last said
+        self.is_fleet = False
+
+    def step(self) -> dict[str, int]:
+        """Steps every gateway; returns how many effects each wrote (failed ones: absent)."""
+        written = {}
+        found = gateways(self.s.root)
+        self.is_fleet = [gw.root for gw in found] != [self.s.root]
+        for gone in self.trackers.keys() - {gw.name for gw in found}:
+            del self.trackers[gone]  # its directory went away: nothing left to follow
+        for gw in found:
+            try:
+                t = self.trackers.get(gw.name)
+                if t is None or t.s.root != gw.root:
+                    t = Tracker(replace(self.s, root=gw.root), self.rep,
+                                keep_warm=self.keep_warm)
+                    self.trackers[gw.name] = t
+                written[gw.name] = t.step()
+            except (MetricsFileError, EffectsFileError, OSError) as e:
+                if self.failing.get(gw.name) != str(e):
+                    self.failing[gw.name] = str(e)
+                    self.rep.error(f"{self._who(gw.name)}{e}")
+                continue
+            if self.failing.pop(gw.name, None) is not None:
+                self.rep.info(f"{self._who(gw.name)}files usable again")
+        return written
+
+    def _who(self, name: str) -> str:
+        return f"gateway {name}: " if self.is_fleet else ""
+
+    def lines(self, names: list[str] | None = None) -> list[str]:
+        """Summary lines, prefixed by the gateway's name in a fleet."""
+        return [f"{self._who(name)}{t.summary.line()}" for name, t in self.trackers.items()
+                if names is None or name in names]
+
+
 def follow(s: Settings, rep: Reporter, poll_s: float = 1.0,
            heartbeat: Path | None = None) -> None:
-    """Polls until interrupted; says the summary whenever a poll wrote something."""
-    t = Tracker(s, rep, keep_warm=True)
+    """Polls every gateway until interrupted; says a gateway's summary when it wrote."""
+    fleet = Fleet(s, rep, keep_warm=True)
     while True:
-        if t.step():
-            rep.info(t.summary.line())
+        wrote = [name for name, n in fleet.step().items() if n]
+        for line in fleet.lines(wrote):
+            rep.info(line)
         if heartbeat is not None:
             heartbeat.touch()
         time.sleep(poll_s)

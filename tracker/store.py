@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tracker.filestamp import Stamp, file_stamp
+
 try:
     import fcntl
 except ImportError:  # Windows
@@ -63,7 +65,20 @@ KEY_COLUMNS = ("rule_ts", "actor", "rule", "old", "new")
 
 
 def row_key(row: dict[str, str]) -> tuple[str, ...]:
+    """The event a row records, in RuleEvent.key's order."""
     return tuple(row[c] for c in KEY_COLUMNS)
+
+
+def recorded_keys(rows: list[dict[str, str]], bad: list[list[str]]) -> set[tuple[str, ...]]:
+    """The events the file records: what is no longer pending, for tracker and exporter alike.
+
+    A damaged row (edited by hand: wrong field count) still names its event in its first
+    fields; it counts as recorded, so the tracker never writes it twice and the exporter
+    never calls it pending.
+    """
+    keys = {row_key(r) for r in rows}
+    keys.update(tuple(r[: len(KEY_COLUMNS)]) for r in bad if len(r) >= len(KEY_COLUMNS))
+    return keys
 
 
 class EffectsWriter:
@@ -82,7 +97,7 @@ class EffectsWriter:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.header: list[str] = HEADER
         self.keys: set[tuple[str, ...]] = set()
-        self._stamp: tuple[int, int, int] | None = None
+        self._stamp: Stamp | None = None
         with self._locked():
             # A copy left by a writer killed before its rename: never part of the file.
             for stale in path.parent.glob(f".{path.name}.*.tmp"):
@@ -101,19 +116,10 @@ class EffectsWriter:
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
-    def _file_stamp(self) -> tuple[int, int, int] | None:
-        try:
-            st = self.path.stat()
-        except FileNotFoundError:
-            return None
-        return (st.st_ino, st.st_size, st.st_mtime_ns)
-
     def _load(self) -> None:
         self.header, rows, bad = read_effects(self.path)
-        # A damaged row still names its event in its first fields: not written twice.
-        self.keys = {row_key(r) for r in rows}
-        self.keys.update(tuple(r[: len(KEY_COLUMNS)]) for r in bad if len(r) >= len(KEY_COLUMNS))
-        self._stamp = self._file_stamp()
+        self.keys = recorded_keys(rows, bad)
+        self._stamp = file_stamp(self.path)
 
     def _replace(self, new_rows: list[list[str]]) -> None:
         try:
@@ -144,11 +150,11 @@ class EffectsWriter:
     def write(self, records: list[dict[str, str]]) -> int:
         """Adds the records not yet in the file; returns how many were new."""
         with self._locked():
-            if self._file_stamp() != self._stamp:
+            if file_stamp(self.path) != self._stamp:
                 self._load()  # another writer was here
             fresh = {row_key(r): r for r in records if row_key(r) not in self.keys}
             if fresh:
                 self._replace([[r.get(c, "") for c in self.header] for r in fresh.values()])
                 self.keys.update(fresh)
-                self._stamp = self._file_stamp()
+                self._stamp = file_stamp(self.path)
         return len(fresh)

@@ -1,0 +1,56 @@
+"""logs/metrics.csv's format: the header that locates the columns, and number parsing.
+
+Blank, NaN, inf and non-numeric values are not samples (SPEC): they are never counted as 0.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tracker.contract import SIGNALS
+
+NAN = math.nan
+
+
+class MetricsFileError(Exception):
+    """The file cannot be used at all (the message names the fix)."""
+
+
+@dataclass(frozen=True)
+class Header:
+    ncols: int
+    ts_index: int
+    cols: tuple[int, ...]  # column index of each of SIGNALS
+
+    @classmethod
+    def parse(cls, line: str, name: str) -> Header:
+        fields = [f.strip() for f in next(csv.reader([line.lstrip("\ufeff").rstrip("\r")]), [])]
+        missing = [c for c in ("ts", *SIGNALS) if c not in fields]
+        if missing:
+            raise MetricsFileError(
+                f"{name}:1: header lacks column(s) {', '.join(missing)}; the first line must "
+                f"name ts, {', '.join(SIGNALS)} (any order, more columns allowed)"
+            )
+        return cls(len(fields), fields.index("ts"), tuple(fields.index(m) for m in SIGNALS))
+
+
+
+def number(text: str) -> tuple[float, bool]:
+    """The value and whether it was understood; blank, NaN and inf are understood."""
+    try:
+        return float(text), True
+    except ValueError:
+        return NAN, not text.strip()
+
+
+def parse_values(fields: list[str], header: Header, where: Callable[[str], None]) -> list[float]:
+    out = []
+    for m, c in zip(SIGNALS, header.cols):
+        v, ok = number(fields[c])
+        if not ok:
+            where(f"{m} {fields[c]!r} is not a number; left out of the means")
+        out.append(v)
+    return out

@@ -1,0 +1,246 @@
+"""Samples in time order, as segments of appended lines, and the buffer of segments kept.
+
+A chunk whose lines all start with timestamps of one fixed layout, in strictly increasing
+order, becomes a FixedSegment: windows are found by bisect on the raw line strings and only
+the rows inside a window are ever parsed. Any other chunk (other column order, mixed
+offsets, bad or unsorted lines, duplicates) is parsed row by row into a ParsedSegment;
+slower, but every row is checked and placed by its own time.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Sequence
+from itertools import chain, islice
+from operator import itemgetter
+
+from tracker.contract import SIGNALS
+from tracker.csvformat import NAN, Header, parse_values
+from tracker.timeparse import FixedFormat, TimeParser, signatures
+
+_PLAIN_NUMBER_CHARS = str.maketrans("", "", "0123456789.,-+[] \t\r")
+_NUMBER_LETTERS = "eENaIfinty"  # exponents, NaN, Infinity
+
+class Segment:
+    """Samples in time order; subclasses say how rows are found and parsed."""
+
+    first_us: int
+    last_us: int
+
+    def span(self, lo_us: int, hi_us: int) -> tuple[int, int]:
+        raise NotImplementedError
+
+    def values(self, i: int, j: int) -> tuple[list[Sequence[float]], bool]:
+        """Each metric's values of rows i..j-1, and True when all are known finite."""
+        raise NotImplementedError
+
+    def drop_before(self, us: int) -> None:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+
+class FixedSegment(Segment):
+    def __init__(self, lines: list[str], fmt: FixedFormat, header: Header, tp: TimeParser,
+                 report: Callable[[int, str], None]) -> None:
+        self.lines = lines
+        self.fmt = fmt
+        self.header = header
+        self.report = report  # (index in the original chunk, reason)
+        self.skipped = 0  # lines dropped from the front, to keep reported line numbers right
+        self.first_us = tp.parse(lines[0][: fmt.width])
+        self.last_us = tp.parse(lines[-1][: fmt.width])
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def span(self, lo_us: int, hi_us: int) -> tuple[int, int]:
+        lo = self.fmt.key(lo_us, lower=True)
+        hi = self.fmt.key(hi_us, lower=False) + "\x7f"  # sorts after every line of that ts
+        return bisect_left(self.lines, lo), bisect_right(self.lines, hi)
+
+    def values(self, i: int, j: int) -> tuple[list[Sequence[float]], bool]:
+        rows = self.lines[i:j]
+        if not rows:
+            return [[] for _ in SIGNALS], True
+        width = self.header.ncols - 1
+        joined = "],[".join(map(itemgetter(slice(self.fmt.width + 1, None)), rows))
+        # One C-level parse of the whole block as JSON arrays of numbers. What is left once
+        # the characters of plain decimals are deleted says what else is there: nothing
+        # (all finite), exponents or NaN/Infinity (finite unknown), or anything that could
+        # make JSON true/false/null, strings or objects, which sends the block row by row,
+        # as do values JSON rejects (blank, 'nan', '.5', ...) and rows with a field too
+        # many or too few.
+        rest = joined.translate(_PLAIN_NUMBER_CHARS)
+        brackets = len(rows) - 1  # only the ones this join put in
+        if (rest.strip(_NUMBER_LETTERS) == "" and joined.count("[") == brackets
+                and joined.count("]") == brackets):
+            try:
+                table = json.loads("[[" + joined + "]]")
+            except ValueError:
+                table = None
+            if table is not None and set(map(len, table)) == {width}:
+                cols = list(zip(*table))
+                return [cols[c - 1] for c in self.header.cols], rest == ""
+        return self._values_slowly(i, rows), False
+
+    def _values_slowly(self, i: int, rows: list[str]) -> list[list[float]]:
+        cols: list[list[float]] = [[] for _ in SIGNALS]
+        for k, fields in enumerate(csv.reader(r.rstrip("\r") for r in rows)):
+            idx = self.skipped + i + k
+            if len(fields) != self.header.ncols:
+                self.report(idx, f"{len(fields)} fields, header has {self.header.ncols}; "
+                                 "row left out")
+                vals = [NAN] * len(SIGNALS)
+            else:
+                vals = parse_values(fields, self.header, lambda r, idx=idx: self.report(idx, r))
+            for col, v in zip(cols, vals):
+                col.append(v)
+        return cols
+
+    def drop_before(self, us: int) -> None:
+        i, _ = self.span(us, us)
+        if i:
+            del self.lines[:i]
+            self.skipped += i
+            if self.lines:
+                self.first_us = us  # a bound, not the exact first time: only used to trim
+
+
+class ParsedSegment(Segment):
+    def __init__(self, keys: list[int], cols: list[list[float]]) -> None:
+        self.keys = keys
+        self.cols = cols
+        self.first_us = keys[0]
+        self.last_us = keys[-1]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def span(self, lo_us: int, hi_us: int) -> tuple[int, int]:
+        return bisect_left(self.keys, lo_us), bisect_right(self.keys, hi_us)
+
+    def values(self, i: int, j: int) -> tuple[list[Sequence[float]], bool]:
+        return [c[i:j] for c in self.cols], False
+
+    def drop_before(self, us: int) -> None:
+        i = bisect_left(self.keys, us)
+        if i:
+            del self.keys[:i]
+            for c in self.cols:
+                del c[:i]
+            if self.keys:
+                self.first_us = self.keys[0]
+
+
+def parse_rows(lines: list[str], header: Header, tp: TimeParser,
+               report: Callable[[int, str], None],
+               prev: tuple[int, str] | None) -> ParsedSegment | None:
+    """Row-by-row parse: checks every line and orders rows by their own time.
+
+    `prev` is (latest time, last line) read before this chunk, for order and duplicate
+    checks across chunk boundaries. Exact duplicate lines count once: a writer that
+    retried a line must not weigh that sample twice.
+    """
+    rows: list[tuple[int, int, list[float]]] = []
+    seen = {prev[1].rstrip("\r")} if prev else set()
+    last_us = prev[0] if prev else None
+    for idx, fields in enumerate(csv.reader(r.rstrip("\r") for r in lines)):
+        if not fields or fields == [""]:
+            report(idx, "empty line; skipped")
+            continue
+        if len(fields) != header.ncols:
+            report(idx, f"{len(fields)} fields, header has {header.ncols}; row left out")
+            continue
+        ts = fields[header.ts_index]
+        try:
+            t = tp.parse(ts)
+        except (ValueError, OverflowError):
+            report(idx, f"invalid ts {ts!r}; row left out")
+            continue
+        body = lines[idx].rstrip("\r")
+        if body in seen:
+            report(idx, "duplicate of an earlier row; counted once")
+            continue
+        seen.add(body)
+        if last_us is not None and t < last_us:
+            report(idx, "timestamp earlier than the row before; placed by its time")
+        else:
+            last_us = t
+        rows.append((t, idx, parse_values(fields, header, lambda r, idx=idx: report(idx, r))))
+    if not rows:
+        return None
+    rows.sort(key=itemgetter(0, 1))
+    cols = [list(c) for c in zip(*(r[2] for r in rows))]
+    return ParsedSegment([r[0] for r in rows], cols)
+
+
+def fixed_segment(lines: list[str], header: Header, tp: TimeParser,
+                  report: Callable[[int, str], None],
+                  prev: tuple[int, str] | None) -> FixedSegment | None:
+    """A FixedSegment when the chunk qualifies (see module doc), else None."""
+    if header.ts_index != 0 or not lines:
+        return None
+    comma = lines[0].find(",")
+    fmt = FixedFormat.of(lines[0][:comma]) if comma > 0 else None
+    if fmt is None:
+        return None
+    try:
+        if set(signatures(fmt, lines)) != {fmt.signature()}:
+            return None
+    except IndexError:  # a line too short to hold the timestamp
+        return None
+    if not all(map(str.__lt__, lines, islice(lines, 1, None))):
+        return None
+    seg = FixedSegment(lines, fmt, header, tp, report)
+    if prev and seg.first_us <= prev[0]:
+        return None  # out of order or duplicate across the chunk boundary: check row by row
+    return seg
+
+
+class SampleBuffer:
+    """The segments kept in memory: what the pending and future windows can still need."""
+
+    def __init__(self) -> None:
+        self.segments: list[Segment] = []
+        self.max_us: int | None = None
+
+    def add(self, seg: Segment) -> None:
+        self.segments.append(seg)
+        if self.max_us is None or seg.last_us > self.max_us:
+            self.max_us = seg.last_us
+
+    def clear(self) -> None:
+        self.segments.clear()
+        self.max_us = None
+
+    def window(self, lo_us: int, hi_us: int) -> list[Sequence[float]]:
+        """Finite values of each metric with lo <= t <= hi, over every segment."""
+        parts: list[list[Sequence[float]]] = [[] for _ in SIGNALS]
+        finite = True
+        for seg in self.segments:
+            if seg.last_us < lo_us or seg.first_us > hi_us:
+                continue
+            i, j = seg.span(lo_us, hi_us)
+            if i < j:
+                cols, ok = seg.values(i, j)
+                finite = finite and ok
+                for acc, col in zip(parts, cols):
+                    acc.append(col)
+        if finite and all(len(p) == 1 for p in parts):
+            return [p[0] for p in parts]  # the common case: one clean block, no copy
+        return [list(filter(math.isfinite, chain.from_iterable(p))) for p in parts]
+
+    def trim(self, keep_from_us: int) -> None:
+        kept = []
+        for seg in self.segments:
+            if seg.last_us < keep_from_us:
+                continue
+            seg.drop_before(keep_from_us)
+            if len(seg):
+                kept.append(seg)
+        self.segments = kept
