@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.gen import START, write_metrics  # noqa: E402
-from tracker import SHORT  # noqa: E402
+from tracker.contract import SHORT  # noqa: E402
 from tracker.runbook_data import INTERVAL_COLUMNS  # noqa: E402
 from tracker.store import HEADER  # noqa: E402
 

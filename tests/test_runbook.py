@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.rootdata import T0, sample_rows, ts, write_metrics
-from tracker import SHORT
+from tracker.contract import SHORT
 from tracker.runbook import main, parser
 from tracker.runbook_data import INTERVAL_COLUMNS, load
 from tracker.runbook_render import GRAFANA_UID
@@ -555,3 +555,26 @@ def test_metrics_without_the_columns_still_gives_a_runbook_without_samples(tmp_p
     svg = re.search(r'<figure id="p2"><svg class="change".*?</svg>', html).group(0)
     assert 'stroke="#59636e"' not in svg  # no samples line
     assert svg.count('stroke-width="2"') == 8  # the means, from the effects file
+
+
+def test_fleet_a_section_per_gateway_and_rules_compared(tmp_path):
+    rnd = random.Random(11)
+    for name, beta in (("gw-a", 0.8), ("gw-b", -0.5), ("<gw>", 0.1)):
+        simulate(tmp_path / name, rnd, 6, beta)
+    write_effects(tmp_path / "gw-c", [row(0, rule="only_here")])
+    md, html = run(tmp_path, tmp_path / "out")
+    for name in ("gw-a", "gw-b", "gw-c"):
+        assert f"\n## Gateway {name}\n" in md
+    assert "\n## Gateway &lt;gw&gt;\n" in md
+    assert md.count("\n### Favourable patterns\n") == 4
+    compare = section(md, "## Same rule across gateways")
+    assert "### creative\\_min" in compare and "only\\_here" not in compare
+    rows = [line for line in compare.splitlines() if line.startswith("| gw-")]
+    assert [r.split(" | ")[0] for r in rows] == ["| gw-a", "| gw-b"]
+    assert all("from" not in r and "(6)" in r for r in rows)  # each pooled from its 6
+    page = page_text(html)
+    ids = [a["id"] for _, a in page.tags if "id" in a]
+    assert len(ids) == len(set(ids))  # a fleet's gateways do not share element ids
+    links = {a["href"][1:] for t, a in page.tags if t == "a" and a.get("href", "")[:1] == "#"}
+    assert links <= set(ids)
+    assert len([1 for t, a in page.tags if t == "tr" and "data-change" in a]) == 6 * 3 + 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from html import escape
 
-from tracker import METRICS
+from tracker.contract import SIGNALS
 from tracker.runbook_data import CHART_PAD_S, Change, Response
 
 PRE_FILL, POST_FILL = "#dbe9f6", "#fbe3cf"
@@ -41,14 +41,14 @@ def _padded(values: list[float]) -> tuple[float, float]:
 def change_chart(ch: Change) -> str:
     """The four signals around one change: pre and post shaded, both means, Δ's interval."""
     w, left, right, panel, gap, top = 340, 74, 332, 58, 8, 4
-    height = top + len(METRICS) * (panel + gap)
+    height = top + len(SIGNALS) * (panel + gap)
     x = _Scale(-(ch.pre_s + CHART_PAD_S), ch.post_s + CHART_PAD_S, left, right)
     parts = [f'<svg class="change" viewBox="0 0 {w} {height}" role="img" '
              f'xmlns="http://www.w3.org/2000/svg"><title>{escape(ch.rule)} at '
              f'{escape(ch.ts)}: the four signals {ch.pre_s:g} s before and {ch.post_s:g} s '
              'after</title>']
     win = ch.window
-    for k, (m, d) in enumerate(zip(METRICS, ch.deltas)):
+    for k, (m, d) in enumerate(zip(SIGNALS, ch.deltas)):
         y0 = top + k * (panel + gap)
         y1 = y0 + panel
         times = [(t - ch.t_us) / 1e6 for t in win.times_us] if win and ch.t_us else []
@@ -107,7 +107,7 @@ def response_chart(changes: list[Change], k: int, resp: Response | None) -> str:
             continue
         used = not (ch.confounded or d.unreliable) and d.lo is not None and d.hi is not None
         pts.append((size, d.d, d.lo, d.hi, used))
-    m = METRICS[k]
+    m = SIGNALS[k]
     head = (f'<svg class="response" viewBox="0 0 {w} {h}" role="img" '
             f'xmlns="http://www.w3.org/2000/svg"><title>{m}: Δ against the size of each '
             'change</title>'

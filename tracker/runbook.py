@@ -1,22 +1,25 @@
 """`lumen-runbook`: write DIR/runbook.md and DIR/runbook.html from a data root's effects.
 
-Once, or with --watch whenever logs/rules_effects.csv changes, so the stack can serve a
-runbook that is never older than the last effect written.
+Once, or with --watch whenever a gateway's logs/rules_effects.csv changes, so the stack can
+serve a runbook that is never older than the last effect written.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import re
-import sys
 import time
 from pathlib import Path
 
-from tracker.metrics import MetricsFileError
+from tracker import options
+from tracker.csvformat import MetricsFileError
+from tracker.filestamp import file_stamp
+from tracker.fleet import gateways
 from tracker.runbook_data import load
 from tracker.runbook_render import html_page, markdown
-from tracker.settings import Settings, resolve
+from tracker.settings import DEFAULT_NAIVE_ZONE, EFFECTS_CSV, Settings
 from tracker.store import EffectsFileError
 
 PROG = "lumen-runbook"
@@ -28,18 +31,19 @@ _URL = re.compile(r"^https?://[^\s<>\"'()\\`]+$")
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,
+        parents=[options.common_flags(windows=False)],
         description="Per rule, every change with its Δs, intervals and verdict, what the "
         "rule does per unit of change pooled over its changes, the favourable patterns and "
         "those to avoid, with pictures: OUT/runbook.md and a self-contained OUT/runbook.html.",
     )
-    p.add_argument("--root", help="data root (default: $LUMEN_ROOT, else the current directory)")
     p.add_argument("--out", type=Path, required=True, help="directory to write the runbook to")
     p.add_argument("--grafana-url",
                    help=f"Grafana base URL for the links ($LUMEN_GRAFANA_URL, {DEFAULT_GRAFANA})")
     p.add_argument("--charts-per-rule", type=int, default=DEFAULT_CHARTS,
                    help=f"pictures of the newest N changes of each rule ({DEFAULT_CHARTS})")
-    p.add_argument("--naive-tz", help="zone for timestamps without an offset ($LUMEN_NAIVE_TZ, "
-                   "+09:00)")
+    # The windows are read from each effects row; only the zone of rule_ts is a setting.
+    p.add_argument("--naive-tz", help="zone for timestamps without an offset "
+                   f"($LUMEN_NAIVE_TZ, default {DEFAULT_NAIVE_ZONE})")
     p.add_argument("--watch", action="store_true",
                    help="keep running: write the runbook again whenever rules_effects.csv "
                    "changes")
@@ -69,28 +73,25 @@ def generate(s: Settings, out: Path, grafana: str, charts_per_rule: int) -> tupl
     return (sum(len(g.rules) for g in rb.gateways), sum(g.changes for g in rb.gateways))
 
 
-def _stamp(path: Path) -> tuple[int, int, int] | None:
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
+def _stamps(root: Path) -> list[tuple[str, object]]:
+    """Every gateway's effects file as it is now; a new gateway changes this too."""
+    return [(str(gw.root), file_stamp(gw.root / EFFECTS_CSV)) for gw in gateways(root)]
 
 
 def watch(s: Settings, out: Path, grafana: str, charts_per_rule: int, poll_s: float,
-          heartbeat: Path | None = None) -> None:
+          log: logging.Logger, heartbeat: Path | None = None) -> None:
     """Until interrupted; a failed run is said and retried at the next change."""
-    last: object = object()  # differs from any stamp: the first check writes
+    last: object = None
     while True:
-        now = _stamp(s.effects_path)
+        now = _stamps(s.root)
         if now != last:
             last = now
             try:
                 rules, changes = generate(s, out, grafana, charts_per_rule)
-                print(f"{PROG}: wrote {out}/runbook.md and runbook.html "
-                      f"({rules} rules, {changes} changes)", file=sys.stderr, flush=True)
+                log.info("wrote %s and runbook.html (%d rules, %d changes)",
+                         out / "runbook.md", rules, changes)
             except (MetricsFileError, EffectsFileError, OSError) as e:
-                print(f"{PROG}: {e}", file=sys.stderr, flush=True)
+                log.error("%s", e)
         if heartbeat is not None:
             heartbeat.touch()
         time.sleep(poll_s)
@@ -98,33 +99,34 @@ def watch(s: Settings, out: Path, grafana: str, charts_per_rule: int, poll_s: fl
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    grafana = (args.grafana_url or os.environ.get("LUMEN_GRAFANA_URL") or DEFAULT_GRAFANA)
-    try:
-        s = resolve(args.root, naive_zone=args.naive_tz)
+
+    def body(log: logging.Logger) -> int:
+        s = options.settings(args)
+        grafana = args.grafana_url or os.environ.get("LUMEN_GRAFANA_URL") or DEFAULT_GRAFANA
         if not s.root.is_dir():
-            raise ValueError(f"data root {s.root} is not a directory (--root, $LUMEN_ROOT)")
+            raise options.SettingsError(f"data root {s.root} is not a directory "
+                                        "(--root, $LUMEN_ROOT)")
         if not _URL.match(grafana):
-            raise ValueError(f"Grafana URL {grafana!r} must be http(s)://host[:port][/path] "
-                             "without spaces, quotes or brackets")
+            raise options.SettingsError(f"Grafana URL {grafana!r} must be "
+                                        "http(s)://host[:port][/path] without spaces, quotes "
+                                        "or brackets")
         if args.charts_per_rule < 0:
-            raise ValueError("--charts-per-rule must be 0 or more")
+            raise options.SettingsError("--charts-per-rule must be 0 or more")
         if not args.poll > 0:
-            raise ValueError("--poll must be a positive number of seconds")
-    except ValueError as e:
-        print(f"{PROG}: {e}", file=sys.stderr)
-        return 2
-    try:
+            raise options.SettingsError("--poll must be a positive number of seconds")
         if args.watch:
-            watch(s, args.out, grafana, args.charts_per_rule, args.poll, args.heartbeat)
-        rules, changes = generate(s, args.out, grafana, args.charts_per_rule)
-    except (MetricsFileError, EffectsFileError, OSError) as e:
-        print(f"{PROG}: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    print(f"wrote {args.out / 'runbook.md'} and {args.out / 'runbook.html'}: "
-          f"{rules} rules, {changes} changes")
-    return 0
+            watch(s, args.out, grafana, args.charts_per_rule, args.poll, log,
+                  args.heartbeat)
+        try:
+            rules, changes = generate(s, args.out, grafana, args.charts_per_rule)
+        except (MetricsFileError, EffectsFileError, OSError) as e:
+            log.error("%s", e)
+            return options.FAILED
+        print(f"wrote {args.out / 'runbook.md'} and {args.out / 'runbook.html'}: "
+              f"{rules} rules, {changes} changes")
+        return options.DONE
+
+    return options.run(PROG, body)
 
 
 if __name__ == "__main__":

@@ -11,11 +11,11 @@ import io
 import math
 import statistics
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from tracker import METRICS, SHORT
-from tracker.effects import UNRELIABLE_BELOW
+from tracker.contract import SHORT, SIGNALS, UNRELIABLE_BELOW
+from tracker.fleet import gateways
 from tracker.history import HistoryReader
 from tracker.pooling import DIRECTION_P, Estimate, Pooled, differ, pool, se_from_interval
 from tracker.report import Reporter
@@ -116,10 +116,6 @@ class Change:
             return True
         return None if None in flags else False
 
-    @property
-    def anchor(self) -> str:
-        return f"c{self.line}"
-
 
 @dataclass
 class Response:
@@ -201,7 +197,7 @@ def _change(row: dict[str, str], line: int, tp: TimeParser,
                     _number(row.get(f"d_{s}_hi")), _number(row.get(f"pre_{s}")),
                     _number(row.get(f"post_{s}")), _count(row.get(f"n_pre_{s}")),
                     _count(row.get(f"n_post_{s}")))
-              for s, m in zip(SHORT, METRICS)]
+              for s, m in zip(SHORT, SIGNALS)]
     conf = row.get("confounded")
     key = tuple(row[c] for c in ("rule_ts", "actor", "rule", "old", "new"))
     return Change(
@@ -221,7 +217,7 @@ def display_step(sizes: list[float]) -> float:
 
 def rule_responses(changes: list[Change], step: float) -> list[Response]:
     out = []
-    for k, m in enumerate(METRICS):
+    for k, m in enumerate(SIGNALS):
         excluded: dict[str, int] = defaultdict(int)
         up: list[Estimate] = []
         down: list[Estimate] = []
@@ -322,6 +318,9 @@ def load_gateway(s: Settings, name: str | None, charts_per_rule: int) -> Gateway
 
 
 def load(s: Settings, charts_per_rule: int) -> Runbook:
-    # One gateway per root today. A fleet root (issue "A fleet of gateways") gives one
-    # load_gateway per subdirectory, named after it; the renderers loop over gateways.
-    return Runbook([load_gateway(s, None, charts_per_rule)], charts_per_rule)
+    """One section per gateway of a fleet root; a single-gateway root has one, unnamed."""
+    found = gateways(s.root)
+    if [gw.root for gw in found] == [s.root]:
+        return Runbook([load_gateway(s, None, charts_per_rule)], charts_per_rule)
+    return Runbook([load_gateway(replace(s, root=gw.root), gw.name, charts_per_rule)
+                    for gw in found], charts_per_rule)

@@ -11,8 +11,8 @@ import re
 from datetime import UTC, datetime
 from html import escape
 
-from tracker import METRICS
 from tracker.charts import MAX_POINTS, change_chart, response_chart
+from tracker.contract import SIGNALS
 from tracker.pooling import HETEROGENEITY_P, Pooled
 from tracker.runbook_data import (
     GOOD,
@@ -172,15 +172,57 @@ def _now() -> str:
 # ---------------------------------------------------------------- Markdown
 
 
+def fleet(rb: Runbook) -> bool:
+    return any(gw.name is not None for gw in rb.gateways)
+
+
+def compared(rb: Runbook) -> list[tuple[str, list[tuple[Gateway, RuleSection]]]]:
+    """The rules a fleet's gateways share, with each gateway's section of the rule."""
+    by_rule: dict[str, list[tuple[Gateway, RuleSection]]] = {}
+    for gw in rb.gateways:
+        for r in gw.rules:
+            by_rule.setdefault(r.name, []).append((gw, r))
+    return [(name, pairs) for name, pairs in sorted(by_rule.items()) if len(pairs) > 1]
+
+
+def compare_cell(r: RuleSection, k: int) -> str:
+    if not r.responses:
+        return NO_VERDICT
+    resp = r.responses[k]
+    if not resp.enough:
+        return f"too few changes ({resp.used})"
+    assert resp.both is not None
+    return f"{pooled_text(resp.both)} ({resp.both.k})"
+
+
 def markdown(rb: Runbook, grafana: str) -> str:
     out = ["# Runbook: what each rule does", ""]
+    depth = 1 if fleet(rb) else 0
+    if depth:
+        out += _md_compare(rb)
     for gw in rb.gateways:
-        out += _md_gateway(gw, rb, grafana)
+        out += _md_gateway(gw, rb, grafana, depth)
     return "\n".join(out) + "\n"
 
 
-def _md_gateway(gw: Gateway, rb: Runbook, grafana: str) -> list[str]:
+def _md_compare(rb: Runbook) -> list[str]:
+    out = ["## Same rule across gateways", "",
+           "Each gateway's pooled response per step of the rule (number of changes pooled).",
+           ""]
+    for name, pairs in compared(rb):
+        out += [f"### {md(name)}", "", "| gateway | per | " + " | ".join(SIGNALS) + " |",
+                "|---|---|" + "---|" * len(SIGNALS)]
+        for gw, r in pairs:
+            per = step_text(r.step) if r.step else NO_VERDICT
+            out.append(f"| {md(gw.name or '')} | {per} | "
+                       + " | ".join(compare_cell(r, k) for k in range(len(SIGNALS))) + " |")
+        out.append("")
+    return out
+
+
+def _md_gateway(gw: Gateway, rb: Runbook, grafana: str, depth: int = 0) -> list[str]:
     out: list[str] = []
+    h2 = "#" * (2 + depth)
     if gw.name is not None:
         out += [f"## Gateway {md(gw.name)}", ""]
     out += [f"Generated {_now()} from {md(str(gw.effects_path))}: {gw.changes} changes of "
@@ -191,17 +233,18 @@ def _md_gateway(gw: Gateway, rb: Runbook, grafana: str) -> list[str]:
         out.append("")
     for title, pats in (("Favourable patterns", gw.favourable),
                         ("Patterns to avoid", gw.avoid)):
-        out += [f"## {title}", ""]
+        out += [f"{h2} {title}", ""]
         out += [f"- {md(pattern_text(p))}" for p in pats] or ["- none yet"]
         out.append("")
-    out += ["## How to read this", "", METHOD, ""]
+    out += [f"{h2} How to read this", "", METHOD, ""]
     for r in gw.rules:
-        out += _md_rule(r, gw, grafana)
+        out += _md_rule(r, gw, grafana, depth)
     return out
 
 
-def _md_rule(r: RuleSection, gw: Gateway, grafana: str) -> list[str]:
-    out = [f"## Rule {md(r.name)}", "", f"### {md(does_heading(r))}", ""]
+def _md_rule(r: RuleSection, gw: Gateway, grafana: str, depth: int = 0) -> list[str]:
+    h2, h3 = "#" * (2 + depth), "#" * (3 + depth)
+    out = [f"{h2} Rule {md(r.name)}", "", f"{h3} {md(does_heading(r))}", ""]
     if not gw.has_intervals:
         out += ["Not pooled: the effects file has no intervals.", ""]
     elif r.step is None:
@@ -212,10 +255,10 @@ def _md_rule(r: RuleSection, gw: Gateway, grafana: str) -> list[str]:
             for what, value, how in response_lines(resp):
                 out.append(f"| {resp.signal} | {what} | {value} | {md(how)} |")
         out.append("")
-    out += [f"### Changes, newest first ({len(r.changes)})", "",
-            "| when | who | old → new | " + " | ".join(f"{m} Δ" for m in METRICS)
+    out += [f"{h3} Changes, newest first ({len(r.changes)})", "",
+            "| when | who | old → new | " + " | ".join(f"{m} Δ" for m in SIGNALS)
             + " | verdict | marked | note | Grafana |",
-            "|" + "---|" * (8 + len(METRICS) - 1)]
+            "|" + "---|" * (8 + len(SIGNALS) - 1)]
     for ch in r.changes:
         link = grafana_link(grafana, ch)
         cells = [md(ch.ts), md(ch.actor), f"{md(ch.old)} → {md(ch.new)}",
@@ -273,8 +316,11 @@ def html_page(rb: Runbook, grafana: str) -> str:
            "style-src 'unsafe-inline'; img-src data:\">"
            "<title>Runbook: what each rule does</title>"
            f"<style>{CSS}</style></head><body><h1>Runbook: what each rule does</h1>"]
-    for gw in rb.gateways:
-        out += _html_gateway(gw, rb, grafana)
+    depth = 1 if fleet(rb) else 0
+    if depth:
+        out += _html_compare(rb)
+    for g, gw in enumerate(rb.gateways):
+        out += _html_gateway(gw, rb, grafana, depth, f"g{g}-" if depth else "")
     out.append("</body></html>")
     return "".join(out) + "\n"
 
@@ -294,31 +340,50 @@ def _delta_cell(d: Delta) -> str:
     return f'<td class="num">{h(value)}{below}</td>'
 
 
-def _html_gateway(gw: Gateway, rb: Runbook, grafana: str) -> list[str]:
+def _html_compare(rb: Runbook) -> list[str]:
+    out = ["<h2>Same rule across gateways</h2><p class=\"small\">Each gateway's pooled "
+           "response per step of the rule (number of changes pooled).</p>"]
+    for name, pairs in compared(rb):
+        rows = "".join(
+            f"<tr><td>{h(gw.name or '')}</td><td>{step_text(r.step) if r.step else NO_VERDICT}"
+            "</td>" + "".join(f'<td class="num">{h(compare_cell(r, k))}</td>'
+                              for k in range(len(SIGNALS))) + "</tr>" for gw, r in pairs)
+        out.append(f"<h3>{h(name)}</h3><div class=\"scroll\"><table><thead><tr>"
+                   "<th>gateway</th><th>per</th>" + "".join(f"<th>{m}</th>" for m in SIGNALS)
+                   + f"</tr></thead><tbody>{rows}</tbody></table></div>")
+    return out
+
+
+def _html_gateway(gw: Gateway, rb: Runbook, grafana: str, depth: int = 0,
+                  pre: str = "") -> list[str]:
+    """One gateway's part; `pre` keeps element ids apart between a fleet's gateways."""
     out: list[str] = []
+    h2 = f"h{2 + depth}"
     if gw.name is not None:
-        out.append(f"<h2>Gateway {h(gw.name)}</h2>")
+        out.append(f'<h2 id="{pre}gw">Gateway {h(gw.name)}</h2>')
     out.append(f'<p class="meta">Generated {_now()} from {h(str(gw.effects_path))}: '
                f"{gw.changes} changes of {len(gw.rules)} rules. Pictures are drawn for the "
                f"newest {rb.charts_per_rule} changes of each rule; the response charts show "
                f"the newest {MAX_POINTS}.</p>")
     out += [f'<p class="note">{h(n)}</p>' for n in gw.notes]
     out.append("<nav><ul>" + "".join(
-        f'<li><a href="#r{i}">{h(r.name)}</a></li>' for i, r in enumerate(gw.rules)
+        f'<li><a href="#{pre}r{i}">{h(r.name)}</a></li>' for i, r in enumerate(gw.rules)
     ) + "</ul></nav>")
     for title, pats in (("Favourable patterns", gw.favourable),
                         ("Patterns to avoid", gw.avoid)):
         items = "".join(f"<li>{h(pattern_text(p))}</li>" for p in pats) or "<li>none yet</li>"
-        out.append(f'<h2>{title}</h2><ul class="pats">{items}</ul>')
-    out.append(f"<h2>How to read this</h2><p class=\"small\">{h(METHOD)}</p>")
+        out.append(f'<{h2}>{title}</{h2}><ul class="pats">{items}</ul>')
+    out.append(f"<{h2}>How to read this</{h2}><p class=\"small\">{h(METHOD)}</p>")
     for i, r in enumerate(gw.rules):
-        out += _html_rule(i, r, gw, grafana)
+        out += _html_rule(i, r, gw, grafana, depth, pre)
     return out
 
 
-def _html_rule(i: int, r: RuleSection, gw: Gateway, grafana: str) -> list[str]:
-    out = [f'<section class="rule" id="r{i}"><h2>Rule {h(r.name)}</h2>',
-           f"<h3>{h(does_heading(r))}</h3>"]
+def _html_rule(i: int, r: RuleSection, gw: Gateway, grafana: str, depth: int,
+               pre: str) -> list[str]:
+    h2, h3 = f"h{2 + depth}", f"h{3 + depth}"
+    out = [f'<section class="rule" id="{pre}r{i}"><{h2}>Rule {h(r.name)}</{h2}>',
+           f"<{h3}>{h(does_heading(r))}</{h3}>"]
     if not gw.has_intervals:
         out.append("<p>Not pooled: the effects file has no intervals.</p>")
     elif r.step is None:
@@ -338,17 +403,17 @@ def _html_rule(i: int, r: RuleSection, gw: Gateway, grafana: str) -> list[str]:
         out.append('<p class="small">Each dot a change (hollow: left out, confounded or '
                    "unreliable), its bar the 95% interval; the line and band the pooled "
                    "response.</p>")
-    out.append(f"<h3>Changes, newest first ({len(r.changes)})</h3>")
-    head = "".join(f"<th>{m} Δ</th>" for m in METRICS)
+    out.append(f"<{h3}>Changes, newest first ({len(r.changes)})</{h3}>")
+    head = "".join(f"<th>{m} Δ</th>" for m in SIGNALS)
     rows = []
     for ch in r.changes:
         link = grafana_link(grafana, ch)
         marks = "".join(f'<div class="flag">{h(f)}</div>' for f in flags(ch))
         links = [f'<a class="grafana" href="{h(link)}">Grafana</a>'] if link else []
         if ch.charted:
-            links.append(f'<a href="#p{ch.line}">picture</a>')
+            links.append(f'<a href="#{pre}p{ch.line}">picture</a>')
         rows.append(
-            f'<tr id="{ch.anchor}" data-change><td class="num">{h(ch.ts)}'
+            f'<tr id="{pre}c{ch.line}" data-change><td class="num">{h(ch.ts)}'
             f'<div class="links">{" · ".join(links)}</div></td>'
             f'<td>{h(ch.actor)}</td><td class="num">{h(ch.old)} → {h(ch.new)}</td>'
             + "".join(_delta_cell(d) for d in ch.deltas)
@@ -358,15 +423,15 @@ def _html_rule(i: int, r: RuleSection, gw: Gateway, grafana: str) -> list[str]:
                "</tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>")
     charted = [ch for ch in r.changes if ch.charted]
     if charted:
-        out.append(f"<h3>Pictures of the newest {len(charted)} changes</h3>"
+        out.append(f"<{h3}>Pictures of the newest {len(charted)} changes</{h3}>"
                    '<p class="small">Each signal 5 s beyond the windows: pre window shaded '
                    "blue, post window orange, their means as thick lines; the red bar at the "
                    "right is the pre mean plus Δ's 95% interval, the dot the post mean.</p>"
                    '<div class="charts">')
         for ch in charted:
-            out.append(f'<figure id="p{ch.line}">{change_chart(ch)}<figcaption>'
+            out.append(f'<figure id="{pre}p{ch.line}">{change_chart(ch)}<figcaption>'
                        f"{h(ch.ts)} · {h(ch.actor)} · {h(ch.old)} → {h(ch.new)} · "
-                       f"{_verdict(ch.verdict)} <a href=\"#{ch.anchor}\">row</a>"
+                       f"{_verdict(ch.verdict)} <a href=\"#{pre}c{ch.line}\">row</a>"
                        "</figcaption></figure>")
         out.append("</div>")
     out.append("</section>")

@@ -12,8 +12,10 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from tracker.metrics import MetricsFileError, MetricsReader, fixed_segment, parse_rows
+from tracker.csvformat import MetricsFileError
+from tracker.metrics_reader import MetricsReader
 from tracker.report import Reporter
+from tracker.segments import fixed_segment, parse_rows
 from tracker.timeparse import TimeParser
 
 # Rows this far out of order are still found (the tracker allows as much).
