@@ -351,11 +351,17 @@ def test_grafana_links_around_each_change(tmp_path, monkeypatch):
     t0_ms = int(T0.timestamp() * 1000)
     monkeypatch.setenv("LUMEN_GRAFANA_URL", "https://grafana.example/g/")
     md, html = run(tmp_path, tmp_path / "out")
-    want = f"https://grafana.example/g/d/{GRAFANA_UID}?from={t0_ms - 150_000}&to={t0_ms + 150_000}"
+    want = (f"https://grafana.example/g/d/{GRAFANA_UID}?from={t0_ms - 150_000}"
+            f"&to={t0_ms + 150_000}&var-rule=creative_min")
     assert f"[view]({want})" in md
     assert f'href="{want.replace("&", "&amp;")}"' in html
     md, _ = run(tmp_path, tmp_path / "out", "--grafana-url", "http://g:3000")
     assert f"(http://g:3000/d/{GRAFANA_UID}?from=" in md
+    write_effects(tmp_path, [row(0, rule="| x (y) |&")])
+    md, _ = run(tmp_path, tmp_path / "out")
+    assert "&var-rule=%7C%20x%20%28y%29%20%7C%26)" in md
+    uids_vars = json.loads((REPO / "grafana/dashboards/rule-history.json").read_text())
+    assert "rule" in [v["name"] for v in uids_vars["templating"]["list"]]
 
 
 @pytest.mark.parametrize("args", [["--grafana-url", "javascript:alert(1)"],

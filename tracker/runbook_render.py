@@ -10,6 +10,7 @@ import math
 import re
 from datetime import UTC, datetime
 from html import escape
+from urllib.parse import quote
 
 from tracker.charts import MAX_POINTS, change_chart, response_chart
 from tracker.contract import SIGNALS
@@ -135,7 +136,9 @@ def grafana_link(base: str, ch: Change) -> str | None:
         return None
     start = ch.t_us // 1000 - round((ch.pre_s + GRAFANA_MARGIN_S) * 1000)
     end = ch.t_us // 1000 + round((ch.post_s + GRAFANA_MARGIN_S) * 1000)
-    return f"{base.rstrip('/')}/d/{GRAFANA_UID}?from={start}&to={end}"
+    # The dashboard's rule variable takes the rule name as the exporter labels it (as is).
+    return (f"{base.rstrip('/')}/d/{GRAFANA_UID}?from={start}&to={end}"
+            f"&var-rule={quote(ch.rule, safe='')}")
 
 
 def pattern_text(p: Pattern) -> str:
