@@ -9,8 +9,8 @@ import os
 from prometheus_client import CollectorRegistry
 
 from exporter.collector import LumenCollector
+from exporter.fleet import FleetCollector
 from exporter.server import make_server
-from exporter.sources import DataRoot
 from tracker import options
 from tracker.report import Reporter
 
@@ -38,7 +38,8 @@ def build(root: str | None = None, recent: int = 50, **window) -> CollectorRegis
     args = argparse.Namespace(root=root, **window)
     registry = CollectorRegistry(auto_describe=False)
     rep = Reporter(log=options.logger(PROG))
-    registry.register(LumenCollector(DataRoot(options.settings(args), rep), recent))
+    registry.register(FleetCollector(options.settings(args), rep,
+                                     lambda root: LumenCollector(root, recent)))
     return registry
 
 

@@ -98,13 +98,15 @@ def test_windows_come_from_the_rows_and_disagreement_is_said(tmp_path):
     # The row written last is loop_rate_hz's, measured with pre=10.
     assert windows == {"pre": ("effects", 10.0), "post": ("effects", 30.0),
                        "guard": ("effects", 1.0)}
-    assert re.search(rf"^{contract.EFFECT_WINDOW_VARIANTS} 2\.0$", text, re.M)
+    assert re.search(rf"^{contract.EFFECT_WINDOW_VARIANTS}{{gateway=\"[^\"]+\"}} 2\.0$", text,
+                     re.M)
 
 
 def test_settings_stand_in_for_windows_before_any_effect(tmp_path):
     write_history(tmp_path, [event(0)])
     text = generate_latest(build(str(tmp_path), pre=20.0)).decode("utf-8")
-    assert f'{contract.EFFECT_WINDOW}{{source="settings",window="pre"}} 20.0' in text
+    assert re.search(rf'^{contract.EFFECT_WINDOW}{{gateway="[^"]+",source="settings",'
+                     rf'window="pre"}} 20\.0$', text, re.M), text
     assert contract.EFFECT_WINDOW_VARIANTS not in text
 
 
@@ -128,7 +130,7 @@ def test_a_damaged_row_is_recorded_for_tracker_and_exporter_alike(tmp_path):
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     text = generate_latest(build(str(tmp_path))).decode("utf-8")
-    assert re.search(rf"^{contract.EVENTS_PENDING} 0\.0$", text, re.M), text
+    assert re.search(rf'^{contract.EVENTS_PENDING}{{gateway="[^"]+"}} 0\.0$', text, re.M), text
     assert contract.OLDEST_PENDING_TIME not in text
     again = run_once(resolve(str(tmp_path), env={}), Reporter(open(os.devnull, "w")))
     assert (again.written, again.pending) == (0, 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -226,7 +227,7 @@ def test_http_paths(server):
     with urllib.request.urlopen(server + "/metrics") as r:
         assert r.status == 200
         assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
-        assert b"lumen_gateway_status 3.0" in r.read()
+        assert re.search(rb'^lumen_gateway_status\{gateway="[^"]+"\} 3\.0$', r.read(), re.M)
     with urllib.request.urlopen(server + "/healthz") as r:
         assert r.status == 200 and r.read() == b"ok\n"
     for path in ("/", "/anything?x=1"):

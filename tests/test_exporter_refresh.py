@@ -25,4 +25,4 @@ def test_a_history_replaced_by_one_with_as_many_events_is_noticed(tmp_path):
     text = generate_latest(registry).decode("utf-8")
     assert 'rule="risk_max"' in text
     assert 'rule="creative_min"' not in text
-    assert re.search(r"^lumen_rule_events_total 1\.0$", text, re.M)
+    assert re.search(r'^lumen_rule_events_total\{gateway="[^"]+"\} 1\.0$', text, re.M)

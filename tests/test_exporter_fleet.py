@@ -1,0 +1,58 @@
+"""One exporter for a fleet: every series carries its gateway; new gateways appear."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.cli import build
+from tests.rootdata import event, sample_rows, write_history, write_metrics
+from tracker.report import Reporter
+from tracker.run import run_once
+from tracker.settings import resolve
+
+
+def _gateway(root, name, rule, status="resonating"):
+    gw = root / name
+    write_metrics(gw, sample_rows(-40, 40))
+    write_history(gw, [event(0, rule=rule)])
+    (gw / "gateway_activation.yaml").write_text(f"gateway:\n  status: {status}\n")
+    run_once(resolve(str(gw), env={}), Reporter(open(os.devnull, "w")))
+
+
+def _samples(registry):
+    text = generate_latest(registry).decode("utf-8")
+    return text, [s for fam in text_string_to_metric_families(text) for s in fam.samples]
+
+
+def test_every_series_carries_its_gateway_and_new_gateways_appear(tmp_path, promtool):
+    _gateway(tmp_path, "prod", "creative_min", "locked")
+    _gateway(tmp_path, "staging", "risk_max", "binding")
+    registry = build(str(tmp_path))
+    text, samples = _samples(registry)
+    assert all(s.labels.get("gateway") in ("prod", "staging") for s in samples)
+    status = {s.labels["gateway"]: s.value for s in samples if s.name == "lumen_gateway_status"}
+    assert status == {"prod": 4.0, "staging": 2.0}
+    rules = {(s.labels["gateway"], s.labels["rule"]) for s in samples
+             if s.name == "lumen_rule_last_phase_diff_delta"}
+    assert rules == {("prod", "creative_min"), ("staging", "risk_max")}
+    # The exposition keeps each name once however many gateways there are.
+    assert text.count("# TYPE lumen_gateway_status ") == 1
+    lint = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
+                          text=True)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+    _gateway(tmp_path, "site-3", "loop_rate_hz")
+    _, samples = _samples(registry)
+    assert {s.labels["gateway"] for s in samples if s.name == "lumen_gateway_status"} == {
+        "prod", "staging", "site-3"}
+
+
+def test_a_single_root_is_named_by_lumen_gateway(tmp_path, monkeypatch):
+    write_history(tmp_path, [event(0)])
+    monkeypatch.setenv("LUMEN_GATEWAY", "lab")
+    _, samples = _samples(build(str(tmp_path)))
+    assert {s.labels["gateway"] for s in samples} == {"lab"}
