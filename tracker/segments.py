@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from itertools import chain, islice
@@ -22,7 +23,50 @@ from tracker.csvformat import NAN, Header, parse_values
 from tracker.timeparse import FixedFormat, TimeParser, signatures
 
 _PLAIN_NUMBER_CHARS = str.maketrans("", "", "0123456789.,-+[] \t\r")
-_NUMBER_LETTERS = "eENaIfinty"  # exponents, NaN, Infinity
+
+# A field (between the row's commas or the joins' brackets) that JSON would not read as a
+# number: blank, nan, inf, ERR, '.5', '+1', '1_000' ...
+_NOT_JSON_NUMBER = re.compile(
+    r"(?:(?<=,)(?!\[)|(?<=\[)|^)(?![ \t\r]*(?:-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?"
+    r"|NaN|-?Infinity)[ \t\r]*(?:[,\]]|$))[^,\]]*")
+
+
+def _as_json(m: re.Match, junk: list[tuple[int, str]]) -> str:
+    """A field as JSON: its float() value (what the row-by-row path reads) or NaN."""
+    token = m.group()
+    try:
+        v = float(token)
+    except ValueError:
+        if token.strip():
+            junk.append((m.start(), token))
+        return "NaN"
+    return repr(v) if math.isfinite(v) else "NaN"
+
+
+def _has_blank(joined: str) -> bool:
+    return (",," in joined or "[," in joined or ",]" in joined or joined[0] == ","
+            or joined[-1] == ",")
+
+
+def _fill_blanks(joined: str) -> str:
+    """Blank fields as NaN; str.replace does not see overlapping ',,,', hence twice."""
+    out = joined.replace(",,", ",NaN,").replace(",,", ",NaN,")
+    out = out.replace("[,", "[NaN,").replace(",]", ",NaN]")
+    if out[0] == ",":
+        out = "NaN" + out
+    if out[-1] == ",":
+        out += "NaN"
+    return out
+
+
+def _loads(joined: str) -> list | None:
+    # Integers as float(): what the row-by-row path reads ('-0' is -0.0, a huge one inf).
+    try:
+        return json.loads("[[" + joined + "]]", parse_int=float)
+    except (ValueError, RecursionError):
+        return None
+
+
 
 class Segment:
     """Samples in time order; subclasses say how rows are found and parsed."""
@@ -71,22 +115,55 @@ class FixedSegment(Segment):
         joined = "],[".join(map(itemgetter(slice(self.fmt.width + 1, None)), rows))
         # One C-level parse of the whole block as JSON arrays of numbers. What is left once
         # the characters of plain decimals are deleted says what else is there: nothing
-        # (all finite), exponents or NaN/Infinity (finite unknown), or anything that could
-        # make JSON true/false/null, strings or objects, which sends the block row by row,
-        # as do values JSON rejects (blank, 'nan', '.5', ...) and rows with a field too
-        # many or too few.
-        rest = joined.translate(_PLAIN_NUMBER_CHARS)
+        # (plain decimals and blanks), or exponents, NaN, junk, quotes..., which go through
+        # a regex that turns each field JSON would not read into its float() value or NaN
+        # first. Only a block that still does not parse (quotes, brackets, a field count
+        # CSV and JSON see differently) is read row by row.
         brackets = len(rows) - 1  # only the ones this join put in
-        if (rest.strip(_NUMBER_LETTERS) == "" and joined.count("[") == brackets
-                and joined.count("]") == brackets):
-            try:
-                table = json.loads("[[" + joined + "]]")
-            except ValueError:
-                table = None
-            if table is not None and set(map(len, table)) == {width}:
-                cols = list(zip(*table))
-                return [cols[c - 1] for c in self.header.cols], rest == ""
-        return self._values_slowly(i, rows), False
+        if joined.count("[") != brackets or joined.count("]") != brackets:
+            return self._values_slowly(i, rows), False
+        rest = joined.translate(_PLAIN_NUMBER_CHARS)
+        table = None
+        finite = False
+        if not rest:
+            blanks = _has_blank(joined)
+            if blanks:
+                joined = _fill_blanks(joined)
+            # A plain integer of 309 digits or more is inf as a float.
+            finite = not blanks and max(map(len, rows)) < 300
+            table = _loads(joined)
+        if table is None or len(table) != len(rows):
+            if '"' in joined:
+                return self._values_slowly(i, rows), False
+            junk: list[tuple[int, str]] = []
+            table = _loads(_NOT_JSON_NUMBER.sub(lambda m: _as_json(m, junk), joined))
+            if table is None or len(table) != len(rows):
+                return self._values_slowly(i, rows), False
+            finite = False
+            if junk:
+                self._report_junk(i, joined, table, junk)
+        if set(map(len, table)) != {width}:
+            self._report_counts(i, table)
+            table = [r if len(r) == width else [NAN] * width for r in table]
+            finite = False
+        cols = list(zip(*table))
+        return [cols[c - 1] for c in self.header.cols], finite
+
+    def _report_junk(self, i: int, joined: str, table: list, junk: list[tuple[int, str]]) -> None:
+        width = self.header.ncols - 1
+        names = {c: m for m, c in zip(SIGNALS, self.header.cols)}
+        for pos, token in junk:
+            k = joined.count("],[", 0, pos)
+            col = joined.count(",", joined.rfind("[", 0, pos) + 1, pos) + 1
+            if len(table[k]) == width and col in names:
+                self.report(self.skipped + i + k,
+                            f"{names[col]} {token!r} is not a number; left out of the means")
+
+    def _report_counts(self, i: int, table: list) -> None:
+        for k, r in enumerate(table):
+            if len(r) != self.header.ncols - 1:
+                self.report(self.skipped + i + k, f"{len(r) + 1} fields, header has "
+                            f"{self.header.ncols}; row left out")
 
     def _values_slowly(self, i: int, rows: list[str]) -> list[list[float]]:
         cols: list[list[float]] = [[] for _ in SIGNALS]
