@@ -3,16 +3,15 @@ and the newest row read from the file's tail alone."""
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 from tracker.contract import SIGNALS
-from tracker.csvformat import NAN, Header, MetricsFileError, number
+from tracker.csvformat import NAN, Header, MetricsFileError, number, split_row
 from tracker.report import Reporter
-from tracker.segments import Segment, fixed_segment, parse_rows
+from tracker.segments import Segment, chunk_segments
 from tracker.timeparse import TimeParser
 
 CHUNK_BYTES = 4 << 20
@@ -158,11 +157,9 @@ class MetricsReader:
                 carry = data[end:]
                 chunk_offset = self.offset
                 self.offset += end
-                seg = self._segment(data[:end], chunk_offset)
-                if seg is not None:
-                    yield seg
+                yield from self._segment(data[:end], chunk_offset)
 
-    def _segment(self, data: bytes, chunk_offset: int) -> Segment | None:
+    def _segment(self, data: bytes, chunk_offset: int) -> list[Segment]:
         text = data.decode("utf-8", errors="replace")
         lines = text.split("\n")
         lines.pop()  # after the final newline
@@ -172,14 +169,11 @@ class MetricsReader:
         def report(idx: int, reason: str) -> None:
             self.rep.bad(name, numbers.at(chunk_offset) + idx + 1, reason)
 
-        seg: Segment | None = None
-        if "\ufffd" not in text:  # undecodable bytes: let the row-by-row parse name the line
-            seg = fixed_segment(lines, self.header, self.tp, report, self.prev)
-        if seg is None:
-            seg = parse_rows(lines, self.header, self.tp, report, self.prev)
-        if seg is not None and lines:
-            self.prev = (max(seg.last_us, self.prev[0] if self.prev else seg.last_us), lines[-1])
-        return seg
+        segs = chunk_segments(lines, self.header, self.tp, report, self.prev)
+        if segs:
+            last = max(seg.last_us for seg in segs)
+            self.prev = (max(last, self.prev[0]) if self.prev else last, lines[-1])
+        return segs
 
     def last_time(self) -> int | None:
         """Time of the last complete row, read from the file's tail."""
@@ -217,9 +211,9 @@ def read_tail(path: Path, tp: TimeParser, max_bytes: int = 65536,
         begin = max(block.rfind(b"\n", first_row, end) + 1, first_row)
         raw = block[begin:end]
         end = begin - 1
-        fields = next(csv.reader([raw.decode("utf-8", errors="replace").rstrip("\r")]), [])
+        fields = split_row(raw.decode("utf-8", errors="replace"))
         try:
-            if len(fields) != header.ncols:
+            if isinstance(fields, str) or len(fields) != header.ncols:
                 raise ValueError
             t = tp.parse(fields[header.ts_index])
         except (ValueError, OverflowError):

@@ -9,7 +9,6 @@ slower, but every row is checked and placed by its own time.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import re
@@ -19,8 +18,8 @@ from itertools import chain, islice
 from operator import itemgetter
 
 from tracker.contract import SIGNALS
-from tracker.csvformat import NAN, Header, parse_values
-from tracker.timeparse import FixedFormat, TimeParser, signatures
+from tracker.csvformat import NAN, Header, parse_values, split_row
+from tracker.timeparse import FixedFormat, TimeParser
 
 _PLAIN_NUMBER_CHARS = str.maketrans("", "", "0123456789.,-+[] \t\r")
 
@@ -167,9 +166,13 @@ class FixedSegment(Segment):
 
     def _values_slowly(self, i: int, rows: list[str]) -> list[list[float]]:
         cols: list[list[float]] = [[] for _ in SIGNALS]
-        for k, fields in enumerate(csv.reader(r.rstrip("\r") for r in rows)):
+        for k, row in enumerate(rows):
             idx = self.skipped + i + k
-            if len(fields) != self.header.ncols:
+            fields = split_row(row)
+            if isinstance(fields, str):
+                self.report(idx, f"{fields}; row left out")
+                vals = [NAN] * len(SIGNALS)
+            elif len(fields) != self.header.ncols:
                 self.report(idx, f"{len(fields)} fields, header has {self.header.ncols}; "
                                  "row left out")
                 vals = [NAN] * len(SIGNALS)
@@ -226,7 +229,11 @@ def parse_rows(lines: list[str], header: Header, tp: TimeParser,
     rows: list[tuple[int, int, list[float]]] = []
     seen = {prev[1].rstrip("\r")} if prev else set()
     last_us = prev[0] if prev else None
-    for idx, fields in enumerate(csv.reader(r.rstrip("\r") for r in lines)):
+    for idx, line in enumerate(lines):
+        fields = split_row(line)
+        if isinstance(fields, str):
+            report(idx, f"{fields}; row left out")
+            continue
         if not fields or fields == [""]:
             report(idx, "empty line; skipped")
             continue
@@ -256,27 +263,129 @@ def parse_rows(lines: list[str], header: Header, tp: TimeParser,
     return ParsedSegment([r[0] for r in rows], cols)
 
 
-def fixed_segment(lines: list[str], header: Header, tp: TimeParser,
-                  report: Callable[[int, str], None],
-                  prev: tuple[int, str] | None) -> FixedSegment | None:
-    """A FixedSegment when the chunk qualifies (see module doc), else None."""
-    if header.ts_index != 0 or not lines:
-        return None
-    comma = lines[0].find(",")
-    fmt = FixedFormat.of(lines[0][:comma]) if comma > 0 else None
-    if fmt is None:
-        return None
+# A chunk whose good lines fall into more pieces than this is read row by row as a whole:
+# many small segments would cost every window a walk over them all.
+MAX_PIECES = 32
+
+
+def chunk_segments(lines: list[str], header: Header, tp: TimeParser,
+                   report: Callable[[int, str], None],
+                   prev: tuple[int, str] | None) -> list[Segment]:
+    """The chunk's segments in file order: runs of good lines as FixedSegments, and the lines
+    that break a run (another layout, a bad timestamp, out of order, a duplicate, an
+    undecodable byte) with their neighbours read row by row, so one bad line costs the
+    slow path for itself, not for the chunk."""
+    if not lines:
+        return []
+    fmt = _first_format(lines) if header.ts_index == 0 else None
+    if fmt is not None:
+        w, k = fmt.width, len(fmt.suffix)
+        sig = (fmt.sep, fmt.suffix + ",")
+        floor = fmt.key(prev[0], lower=False) + "\x7f" if prev else ""
+        if (all(map(sig.__eq__, map(itemgetter(slice(10, 11), slice(w - k, w + 1)), lines)))
+                and floor < lines[0] and all(map(str.__lt__, lines, islice(lines, 1, None)))
+                and "\ufffd" not in lines[0] and "\ufffd" not in lines[-1]
+                and _whole(lines[-1], header.ncols)):
+            seg = _fixed(lines, 0, fmt, header, tp, report)
+            if seg is not None:
+                return [seg]  # the common case: the whole chunk is one clean run
+        pieces = _split(lines, fmt, floor, header.ncols)
+        if len(pieces) <= MAX_PIECES:
+            return _build(lines, pieces, fmt, header, tp, report, prev)
+    seg = parse_rows(lines, header, tp, report, prev)
+    return [seg] if seg is not None else []
+
+
+def _first_format(lines: list[str]) -> FixedFormat | None:
+    for line in islice(lines, 64):
+        comma = line.find(",")
+        fmt = FixedFormat.of(line[:comma]) if comma > 0 else None
+        if fmt is not None:
+            return fmt
+    return None
+
+
+def _whole(line: str, ncols: int) -> bool:
+    return line.count(",") == ncols - 1 and '"' not in line
+
+
+def _split(lines: list[str], fmt: FixedFormat, floor: str,
+           ncols: int) -> list[tuple[bool, int, int]]:
+    """(good, start, end) pieces: good lines have the layout and strictly increase."""
+    w, k = fmt.width, len(fmt.suffix)
+    sig = (fmt.sep, fmt.suffix + ",")
+    good = [False] * len(lines)
+    last = -1  # index of the latest good line
+    before = -1  # the good line before it
+    for n, line in enumerate(lines):
+        if (line[10:11], line[w - k:w + 1]) != sig or "\ufffd" in line:
+            continue
+        top = lines[last] if last >= 0 else floor
+        if line > top:
+            good[n], before, last = True, last, n
+        elif (last >= 0 and line != top and line > (lines[before] if before >= 0 else floor)
+              and n + 1 < len(lines) and lines[n + 1] < top):
+            # This line and the next are both before the latest: that one was a spike ahead.
+            good[last], good[n], last = False, True, n
+    # A run's last time says how far the metrics reach: a row left out must not say it.
+    for n in range(len(lines) - 1, -1, -1):
+        if good[n] and not (n + 1 < len(lines) and good[n + 1]) and not _whole(lines[n], ncols):
+            good[n] = False
+    pieces: list[tuple[bool, int, int]] = []
+    for n, g in enumerate(good):
+        if pieces and pieces[-1][0] == g:
+            pieces[-1] = (g, pieces[-1][1], n + 1)
+        else:
+            pieces.append((g, n, n + 1))
+    return pieces
+
+
+def _fixed(lines: list[str], base: int, fmt: FixedFormat, header: Header, tp: TimeParser,
+           report: Callable[[int, str], None]) -> FixedSegment | None:
     try:
-        if set(signatures(fmt, lines)) != {fmt.signature()}:
-            return None
-    except IndexError:  # a line too short to hold the timestamp
+        seg = FixedSegment(lines, fmt, header, tp, report)
+    except (ValueError, OverflowError):  # first or last timestamp unreadable
         return None
-    if not all(map(str.__lt__, lines, islice(lines, 1, None))):
-        return None
-    seg = FixedSegment(lines, fmt, header, tp, report)
-    if prev and seg.first_us <= prev[0]:
-        return None  # out of order or duplicate across the chunk boundary: check row by row
+    seg.skipped = base
     return seg
+
+
+def _build(lines: list[str], pieces: list[tuple[bool, int, int]], fmt: FixedFormat,
+           header: Header, tp: TimeParser, report: Callable[[int, str], None],
+           prev: tuple[int, str] | None) -> list[Segment]:
+    good_lines = [lines[a:b] for g, a, b in pieces if g]
+    seen: set[str] = set()  # the lines read row by row so far
+    out: list[Segment] = []
+    for g, a, b in pieces:
+        seg: Segment | None = None
+        if g:
+            seg = _fixed(lines[a:b], a, fmt, header, tp, report)
+        if seg is None:
+            # Exact copies of a good line elsewhere in the chunk are a writer's retries.
+            fresh = []
+            for n in range(a, b):
+                line = lines[n]
+                if not g and (line.rstrip("\r") in seen
+                              or any(_contains(run, line) for run in good_lines)):
+                    report(n, "duplicate of an earlier row; counted once")
+                else:
+                    fresh.append((n, line))
+                    seen.add(line.rstrip("\r"))
+            if fresh:
+                idx = [n for n, _ in fresh]
+                seg = parse_rows([line for _, line in fresh], header, tp,
+                                 lambda i, reason, idx=idx: report(idx[i], reason), prev)
+        if seg is not None:
+            out.append(seg)
+            # The next piece's order is checked against the latest time so far.
+            latest = seg.last_us if prev is None else max(prev[0], seg.last_us)
+            prev = (latest, lines[b - 1])
+    return out
+
+
+def _contains(run: list[str], line: str) -> bool:
+    i = bisect_left(run, line)
+    return i < len(run) and run[i] == line
 
 
 class SampleBuffer:
