@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from tracker.csvformat import MetricsFileError
+from tracker.fileerrors import unusable
 from tracker.report import Reporter
 from tracker.run import follow, run_once
 from tracker.settings import DEFAULT_NAIVE_ZONE, resolve
@@ -55,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
             print(run_once(s, rep).line())
     except (MetricsFileError, EffectsFileError) as e:
         print(f"lumen-rules-effects: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"lumen-rules-effects: {unusable(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -15,6 +15,8 @@ from tracker.segments import Segment, chunk_segments
 from tracker.timeparse import TimeParser
 
 CHUNK_BYTES = 4 << 20
+# No row of a 5 Hz stream is near this long: what is longer is a writer gone wrong.
+MAX_LINE_BYTES = 1 << 20
 
 
 class LineNumbers:
@@ -61,14 +63,19 @@ class MetricsReader:
         self.exists = False
         self.prev: tuple[int, str] | None = None  # last row read: (time, line)
         self.numbers = LineNumbers(path)
+        self.skipping = False  # inside a line longer than MAX_LINE_BYTES
 
     def _reset(self, ino: int | None) -> None:
         self.ino, self.offset, self.header, self.prev = ino, 0, None, None
+        self.skipping = False
         self.numbers = LineNumbers(self.path)
 
     def _read_header(self, f) -> None:
-        first = f.readline()
+        first = f.readline(MAX_LINE_BYTES)
         if not first.endswith(b"\n"):
+            if len(first) >= MAX_LINE_BYTES:
+                raise MetricsFileError(f"{self.name}:1: header longer than "
+                                       f"{MAX_LINE_BYTES >> 20} MiB; is this a metrics.csv?")
             return  # empty, or the header itself is still being written
         self.header = Header.parse(first.decode("utf-8", errors="replace"), self.name)
         self.offset = self.data_start = len(first)
@@ -113,7 +120,7 @@ class MetricsReader:
             while hi - lo > 65536:
                 mid = (lo + hi) // 2
                 f.seek(mid)
-                f.readline()
+                f.readline(MAX_LINE_BYTES)
                 start = f.tell()
                 t = self._first_time(f)
                 if t is None or start >= hi:
@@ -127,7 +134,7 @@ class MetricsReader:
 
     def _first_time(self, f) -> int | None:
         for _ in range(32):  # step over a few bad lines
-            line = f.readline()
+            line = f.readline(MAX_LINE_BYTES)
             if not line.endswith(b"\n"):
                 return None
             fields = line.decode("utf-8", errors="replace").rstrip("\r\n").split(",")
@@ -149,10 +156,23 @@ class MetricsReader:
                 block = f.read(CHUNK_BYTES)
                 if not block:
                     break
+                if self.skipping:  # the rest of a line too long to be a row
+                    nl = block.find(b"\n")
+                    self.offset += len(block) if nl < 0 else nl + 1
+                    if nl < 0:
+                        continue
+                    self.skipping = False
+                    block = block[nl + 1:]
                 data = carry + block
                 end = data.rfind(b"\n") + 1
                 if end == 0:
                     carry = data
+                    if len(carry) > MAX_LINE_BYTES:
+                        # Keep memory bounded whatever a writer left: drop it to its newline.
+                        self.rep.bad(self.name, self.numbers.at(self.offset) + 1,
+                                     f"line longer than {MAX_LINE_BYTES >> 20} MiB; skipped")
+                        self.offset += len(carry)
+                        carry, self.skipping = b"", True
                     continue
                 carry = data[end:]
                 chunk_offset = self.offset
@@ -194,7 +214,7 @@ def read_tail(path: Path, tp: TimeParser, max_bytes: int = 65536,
     be opened (FileNotFoundError when missing) and MetricsFileError for a bad header.
     """
     with open(path, "rb") as f:
-        first = f.readline()
+        first = f.readline(MAX_LINE_BYTES)
         if not first.endswith(b"\n"):
             return None
         header = Header.parse(first.decode("utf-8", errors="replace"), str(path))

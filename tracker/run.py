@@ -6,13 +6,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tracker.csvformat import MetricsFileError
 from tracker.effects import EventTimes, effect_record, final_at, needs_from, unreliable, us
+from tracker.fileerrors import unusable
 from tracker.history import HistoryReader, RuleEvent
 from tracker.metrics_reader import MetricsReader
 from tracker.report import Reporter
 from tracker.segments import SampleBuffer
 from tracker.settings import Settings
-from tracker.store import EffectsWriter
+from tracker.store import EffectsFileError, EffectsWriter
 from tracker.timeparse import TimeParser
 
 # Rows this far out of order are still found when the reader skips to a time.
@@ -162,11 +164,25 @@ def run_once(s: Settings, rep: Reporter) -> Summary:
 
 def follow(s: Settings, rep: Reporter, poll_s: float = 1.0,
            heartbeat: Path | None = None) -> None:
-    """Polls until interrupted; says the summary whenever a poll wrote something."""
-    t = Tracker(s, rep, keep_warm=True)
+    """Polls until interrupted; says the summary whenever a poll wrote something.
+
+    A file that cannot be used (a directory, a link loop, no permission, a bad header) is
+    said once and retried at every poll: whoever fixes it need not restart the tracker.
+    """
+    t: Tracker | None = None
+    said = ""
     while True:
-        if t.step():
-            rep.info(t.summary.line())
+        try:
+            if t is None:
+                t = Tracker(s, rep, keep_warm=True)
+            if t.step():
+                rep.info(t.summary.line())
+            said = ""
+        except (OSError, MetricsFileError, EffectsFileError) as e:
+            why = unusable(e) if isinstance(e, OSError) else str(e)
+            if why != said:
+                rep.info(f"lumen-rules-effects: {why} (retrying every {poll_s:g} s)")
+                said = why
         if heartbeat is not None:
             heartbeat.touch()
         time.sleep(poll_s)
