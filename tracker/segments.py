@@ -42,11 +42,6 @@ def _as_json(m: re.Match, junk: list[tuple[int, str]]) -> str:
     return repr(v) if math.isfinite(v) else "NaN"
 
 
-def _has_blank(joined: str) -> bool:
-    return (",," in joined or "[," in joined or ",]" in joined or joined[0] == ","
-            or joined[-1] == ",")
-
-
 def _fill_blanks(joined: str) -> str:
     """Blank fields as NaN; str.replace does not see overlapping ',,,', hence twice."""
     out = joined.replace(",,", ",NaN,").replace(",,", ",NaN,")
@@ -58,10 +53,14 @@ def _fill_blanks(joined: str) -> str:
     return out
 
 
+# Integers as float(): what the row-by-row path reads ('-0' is -0.0, a huge one inf). One
+# decoder for every call: json.loads with an argument would build a new one each time.
+_DECODER = json.JSONDecoder(parse_int=float)
+
+
 def _loads(joined: str) -> list | None:
-    # Integers as float(): what the row-by-row path reads ('-0' is -0.0, a huge one inf).
     try:
-        return json.loads("[[" + joined + "]]", parse_int=float)
+        return _DECODER.decode("[[" + joined + "]]")
     except (ValueError, RecursionError):
         return None
 
@@ -125,12 +124,13 @@ class FixedSegment(Segment):
         table = None
         finite = False
         if not rest:
-            blanks = _has_blank(joined)
-            if blanks:
-                joined = _fill_blanks(joined)
-            # A plain integer of 309 digits or more is inf as a float.
-            finite = not blanks and max(map(len, rows)) < 300
             table = _loads(joined)
+            if table is not None:
+                # A plain integer of 309 digits or more is inf as a float.
+                finite = max(map(len, rows)) < 300
+            else:  # most often blank fields, which JSON has no word for
+                joined = _fill_blanks(joined)
+                table = _loads(joined)
         if table is None or len(table) != len(rows):
             if '"' in joined:
                 return self._values_slowly(i, rows), False
