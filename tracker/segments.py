@@ -282,8 +282,8 @@ def chunk_segments(lines: list[str], header: Header, tp: TimeParser,
         w, k = fmt.width, len(fmt.suffix)
         sig = (fmt.sep, fmt.suffix + ",")
         floor = fmt.key(prev[0], lower=False) + "\x7f" if prev else ""
-        if (all(map(sig.__eq__, map(itemgetter(slice(10, 11), slice(w - k, w + 1)), lines)))
-                and floor < lines[0] and all(map(str.__lt__, lines, islice(lines, 1, None)))
+        if (floor < lines[0] and all(map(str.__lt__, lines, islice(lines, 1, None)))
+                and _same_layout(lines, sig, w, k)
                 and "\ufffd" not in lines[0] and "\ufffd" not in lines[-1]
                 and _whole(lines[-1], header.ncols)):
             seg = _fixed(lines, 0, fmt, header, tp, report)
@@ -294,6 +294,15 @@ def chunk_segments(lines: list[str], header: Header, tp: TimeParser,
             return _build(lines, pieces, fmt, header, tp, report, prev)
     seg = parse_rows(lines, header, tp, report, prev)
     return [seg] if seg is not None else []
+
+
+def _same_layout(lines: list[str], sig: tuple[str, str], w: int, k: int) -> bool:
+    """Every line of a strictly sorted chunk has the separator and offset of `sig`."""
+    if lines[0][:11] == lines[-1][:11] and lines[0][10:11] == sig[0]:
+        # Sorted lines between two that share a prefix share it too: one day's chunk
+        # needs only the offsets checked.
+        return set(map(itemgetter(slice(w - k, w + 1)), lines)) == {sig[1]}
+    return all(map(sig.__eq__, map(itemgetter(slice(10, 11), slice(w - k, w + 1)), lines)))
 
 
 def _first_format(lines: list[str]) -> FixedFormat | None:
