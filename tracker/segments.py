@@ -1,10 +1,12 @@
 """Samples in time order, as segments of appended lines, and the buffer of segments kept.
 
-A chunk whose lines all start with timestamps of one fixed layout, in strictly increasing
+A run of lines that all start with timestamps of one fixed layout, in strictly increasing
 order, becomes a FixedSegment: windows are found by bisect on the raw line strings and only
-the rows inside a window are ever parsed. Any other chunk (other column order, mixed
-offsets, bad or unsorted lines, duplicates) is parsed row by row into a ParsedSegment;
-slower, but every row is checked and placed by its own time.
+the rows inside a window are ever parsed, blank and non-numeric values included. The lines
+that break such a run (another layout, a bad timestamp, out of order, a duplicate) are
+parsed row by row into a ParsedSegment between the runs; slower, but every row is checked
+and placed by its own time. A chunk with another column order, or broken too often, is
+parsed row by row as a whole.
 """
 
 from __future__ import annotations
@@ -46,9 +48,9 @@ def _fill_blanks(joined: str) -> str:
     """Blank fields as NaN; str.replace does not see overlapping ',,,', hence twice."""
     out = joined.replace(",,", ",NaN,").replace(",,", ",NaN,")
     out = out.replace("[,", "[NaN,").replace(",]", ",NaN]")
-    if out[0] == ",":
+    if out[:1] == ",":
         out = "NaN" + out
-    if out[-1] == ",":
+    if out[-1:] == ",":
         out += "NaN"
     return out
 
@@ -63,7 +65,6 @@ def _loads(joined: str) -> list | None:
         return _DECODER.decode("[[" + joined + "]]")
     except (ValueError, RecursionError):
         return None
-
 
 
 class Segment:
