@@ -135,3 +135,20 @@ def test_a_bad_line_costs_the_slow_path_for_itself_only(tmp_path, monkeypatch):
     assert len(slow) == 1  # the NUL line; the repeat of an earlier row is dropped unparsed
     (row,) = effects(tmp_path)
     assert row["n_pre_phase"] == "145" and row["n_post_phase"] == "145"  # each lost one row
+
+
+def test_a_dangling_link_and_no_permission_name_the_fix(tmp_path):
+    import errno
+
+    from tracker.fileerrors import unusable
+
+    good_root(tmp_path)
+    metrics = tmp_path / "logs" / "metrics.csv"
+    metrics.unlink()
+    os.symlink(tmp_path / "gone.csv", metrics)
+    p = tracker_cli(tmp_path)
+    assert p.returncode == 0  # like a missing file: the gateway may write it yet
+    assert "which does not exist; fix the link" in p.stderr and "gone.csv" in p.stderr
+    # Root reads anything, so the permission case is checked on the message alone.
+    why = unusable(PermissionError(errno.EACCES, "Permission denied", str(metrics)))
+    assert why.startswith(f"{metrics}: cannot use: permission denied; give this user read")

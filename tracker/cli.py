@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from tracker.csvformat import MetricsFileError
-from tracker.fileerrors import unusable
+from tracker.fileerrors import dangling, unusable
 from tracker.report import Reporter
 from tracker.run import follow, run_once
 from tracker.settings import DEFAULT_NAIVE_ZONE, resolve
@@ -45,10 +45,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lumen-rules-effects: {e}", file=sys.stderr)
         return 2
     if not s.history_path.exists():
-        rep.info(f"{s.history_path}: not found; no rule changes to track yet")
+        rep.info(f"{s.history_path}: not found{dangling(s.history_path)}; no rule changes "
+                 "to track yet")
     if not s.metrics_path.exists():
-        rep.info(f"{s.metrics_path}: not found; effects stay pending until the gateway "
-                 "writes it (wrong --root?)")
+        rep.info(f"{s.metrics_path}: not found{dangling(s.metrics_path)}; effects stay "
+                 "pending until the gateway writes it (wrong --root?)")
     try:
         if args.follow:
             follow(s, rep, args.poll, args.heartbeat)  # until interrupted

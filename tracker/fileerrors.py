@@ -22,3 +22,10 @@ def unusable(err: OSError) -> str:
     else:
         fix = f"{err.strerror or err}; check the path"
     return f"{path}: cannot use: {fix}"
+
+
+def dangling(path: os.PathLike | str) -> str:
+    """' (a link to ..., which does not exist; fix the link)' for a dangling link, else ''."""
+    if os.path.islink(path) and not os.path.exists(path):
+        return f" (a link to {os.readlink(path)!r}, which does not exist; fix the link)"
+    return ""
