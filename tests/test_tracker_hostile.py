@@ -152,3 +152,26 @@ def test_a_dangling_link_and_no_permission_name_the_fix(tmp_path):
     # Root reads anything, so the permission case is checked on the message alone.
     why = unusable(PermissionError(errno.EACCES, "Permission denied", str(metrics)))
     assert why.startswith(f"{metrics}: cannot use: permission denied; give this user read")
+
+
+def test_window_values_come_in_time_order_around_bad_lines(tmp_path):
+    from datetime import UTC
+
+    from tests.rootdata import ts
+    from tracker.segments import SampleBuffer
+
+    rows = sample_rows(-30, 31, value=lambda t: (t, t, t, t))
+    # Samples a writer logged late, counted at their own time: one in this layout, one in
+    # another (UTC), both well after their place.
+    rows.insert(60, ",".join([ts(-25.1), "-25.1", "-25.1", "-25.1", "-25.1"]))
+    rows.insert(80, ",".join([ts(-20.1, tz=UTC), "-20.1", "-20.1", "-20.1", "-20.1"]))
+    p = write_metrics(tmp_path, rows)
+    reader = metrics_mod.MetricsReader(p, TimeParser(parse_zone("+09:00")),
+                                       Reporter(io.StringIO()))
+    buf = SampleBuffer()
+    for seg in reader.chunks():
+        buf.add(seg)
+    assert len(buf.segments) > 1  # the bad lines were cut out of the fast runs
+    t0 = reader.tp.parse(ts(0))
+    values = buf.window(t0 - 30_000_000, t0 - 1_000_000)[0]
+    assert values == sorted(values) and len(values) == 146 + 2

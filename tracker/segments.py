@@ -80,6 +80,10 @@ class Segment:
         """Each metric's values of rows i..j-1, and True when all are known finite."""
         raise NotImplementedError
 
+    def times(self, i: int, j: int) -> list[int]:
+        """The time of each of rows i..j-1."""
+        raise NotImplementedError
+
     def drop_before(self, us: int) -> None:
         raise NotImplementedError
 
@@ -94,6 +98,7 @@ class FixedSegment(Segment):
         self.fmt = fmt
         self.header = header
         self.report = report  # (index in the original chunk, reason)
+        self.tp = tp
         self.skipped = 0  # lines dropped from the front, to keep reported line numbers right
         self.first_us = tp.parse(lines[0][: fmt.width])
         self.last_us = tp.parse(lines[-1][: fmt.width])
@@ -148,6 +153,10 @@ class FixedSegment(Segment):
             finite = False
         cols = list(zip(*table))
         return [cols[c - 1] for c in self.header.cols], finite
+
+    def times(self, i: int, j: int) -> list[int]:
+        w = self.fmt.width
+        return [self.tp.parse(line[:w]) for line in self.lines[i:j]]
 
     def _report_junk(self, i: int, joined: str, table: list, junk: list[tuple[int, str]]) -> None:
         width = self.header.ncols - 1
@@ -207,6 +216,9 @@ class ParsedSegment(Segment):
 
     def values(self, i: int, j: int) -> tuple[list[Sequence[float]], bool]:
         return [c[i:j] for c in self.cols], False
+
+    def times(self, i: int, j: int) -> list[int]:
+        return self.keys[i:j]
 
     def drop_before(self, us: int) -> None:
         i = bisect_left(self.keys, us)
@@ -398,6 +410,17 @@ def _contains(run: list[str], line: str) -> bool:
     return i < len(run) and run[i] == line
 
 
+def _in_order(hits: list[tuple[Segment, int, int]]) -> bool:
+    """Whether each segment's rows in the window all come after the previous segment's."""
+    last = None
+    for seg, i, j in hits:
+        first = seg.times(i, i + 1)[0]
+        if last is not None and first < last:
+            return False
+        last = seg.times(j - 1, j)[0]
+    return True
+
+
 class SampleBuffer:
     """The segments kept in memory: what the pending and future windows can still need."""
 
@@ -417,16 +440,27 @@ class SampleBuffer:
     def window(self, lo_us: int, hi_us: int) -> list[Sequence[float]]:
         """Finite values of each metric with lo <= t <= hi, over every segment."""
         parts: list[list[Sequence[float]]] = [[] for _ in SIGNALS]
+        hits = []
         finite = True
         for seg in self.segments:
             if seg.last_us < lo_us or seg.first_us > hi_us:
                 continue
             i, j = seg.span(lo_us, hi_us)
             if i < j:
+                hits.append((seg, i, j))
                 cols, ok = seg.values(i, j)
                 finite = finite and ok
                 for acc, col in zip(parts, cols):
                     acc.append(col)
+        if len(hits) > 1 and not _in_order(hits):
+            # A row placed by its own time (out of order, another layout) sits between the
+            # runs of the file: put every row of the window in time order (file order on
+            # ties), as the statistics over these values assume.
+            times = list(chain.from_iterable(seg.times(i, j) for seg, i, j in hits))
+            order = sorted(range(len(times)), key=times.__getitem__)
+            flat = [list(chain.from_iterable(p)) for p in parts]
+            parts = [[[col[k] for k in order]] for col in flat]
+            finite = False
         if finite and all(len(p) == 1 for p in parts):
             return [p[0] for p in parts]  # the common case: one clean block, no copy
         return [list(filter(math.isfinite, chain.from_iterable(p))) for p in parts]
