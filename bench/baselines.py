@@ -57,7 +57,7 @@ def _micros(pd, ts):
 def _frame(root: Path):
     import pandas as pd
 
-    df = pd.read_csv(root / "logs" / "metrics.csv")
+    df = pd.read_csv(root / "logs" / "metrics.csv", low_memory=False)  # mixed: ERR, blanks
     df["t"] = _micros(pd, df["ts"])
     for m in METRICS:
         df[m] = pd.to_numeric(df[m], errors="coerce")

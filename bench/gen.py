@@ -67,3 +67,37 @@ def make_day(root: Path, events: int = 1000, rows: int = 432_000) -> None:
     span = rows / 5
     step = (span - 120) / events
     write_history(root / "controls" / "rules_history.jsonl", [60 + k * step for k in range(events)])
+
+
+def soil_metrics(path: Path, blank_share: float = 0.003, junk: int = 30,
+                 blank_column_s: tuple[float, float] = (20_000.0, 20_040.0),
+                 seed: int = 3) -> None:
+    """A real gateway's day: blank fields where a sensor hiccuped (`blank_share` of the
+    values), `junk` values of nan, inf, -inf or ERR, and one column blank for 40 s."""
+    rnd = random.Random(seed)
+    lines = path.read_text(encoding="utf-8").split("\n")
+    rows = range(1, len(lines) - 1)  # not the header, not the empty string after the end
+    lo, hi = (round(s * 5) + 1 for s in blank_column_s)
+    for i in rows:
+        fields = lines[i].split(",")
+        changed = False
+        for c in range(1, len(fields)):
+            if rnd.random() < blank_share:
+                fields[c] = ""
+                changed = True
+        if lo <= i < hi:
+            fields[2] = ""  # entropy_rate: a sensor down for 40 s
+            changed = True
+        if changed:
+            lines[i] = ",".join(fields)
+    for i in rnd.sample(rows, junk):
+        fields = lines[i].split(",")
+        fields[rnd.randrange(1, len(fields))] = rnd.choice(["nan", "inf", "-inf", "ERR", "NaN"])
+        lines[i] = ",".join(fields)
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def make_dirty_day(root: Path) -> None:
+    """The day of `make_day`, soiled as a real log is (see `soil_metrics`)."""
+    make_day(root)
+    soil_metrics(root / "logs" / "metrics.csv")

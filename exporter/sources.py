@@ -41,6 +41,10 @@ class Health:
         self.errors += count
 
 
+# gateway_activation.yaml holds a few lines; reading more would only cost memory.
+MAX_YAML_BYTES = 1 << 20
+
+
 class Activation:
     """gateway_activation.yaml: gateway.status as 0..4."""
 
@@ -60,8 +64,13 @@ class Activation:
             return
         self._stamp = stamp
         try:
-            doc = yaml.safe_load(self.path.read_text(encoding="utf-8", errors="replace"))
-        except (OSError, yaml.YAMLError) as e:
+            with open(self.path, "rb") as f:
+                raw = f.read(MAX_YAML_BYTES + 1)
+            if len(raw) > MAX_YAML_BYTES:
+                raise ValueError(f"larger than {MAX_YAML_BYTES >> 10} KiB; not an activation "
+                                 "file")
+            doc = yaml.safe_load(raw.decode("utf-8", errors="replace"))
+        except (OSError, ValueError, RecursionError, yaml.YAMLError) as e:
             self.status = None
             self.health.unreadable(self.path, e)
             return
@@ -193,8 +202,16 @@ class DataRoot:
         self.effects = Effects(s.effects_path)
 
     def refresh(self) -> bool:
-        """Brings every source up to date; True when effects or history changed."""
-        self.activation.refresh()
-        self.latest.refresh()
-        history_changed = self.history.refresh()
-        return self.effects.refresh() or history_changed
+        """Brings every source up to date; True when effects or history changed.
+
+        Each reader names what it can anticipate; anything else one file provokes is still
+        that file's problem, said in its health series, never a failed scrape.
+        """
+        changed = False
+        for source in (self.activation, self.latest, self.history, self.effects):
+            try:
+                changed = bool(source.refresh()) or changed
+            except Exception as e:  # noqa: BLE001 - the last guard of a scrape
+                source.health.unreadable(source.path, e)
+                changed = True
+        return changed

@@ -142,3 +142,112 @@ def test_tracker_matches_reference(tmp_path_factory, monkeypatch, data):
             assert close(row[f"post_{name}"], m1), (name, row, rec)
             assert close(row[f"d_{name}"], None if m0 is None or m1 is None else m1 - m0)
             assert (row[f"n_pre_{name}"], row[f"n_post_{name}"]) == (str(n0), str(n1))
+
+
+# What real logs hold inside a window: every value float() reads is a sample when finite;
+# blanks, NaN, inf, huge numbers, junk and undecodable bytes are left out.
+dirty_values = st.one_of(
+    st.floats(-100, 100, allow_nan=False).map(lambda x: repr(round(x, 3))),
+    st.sampled_from(["", " ", "nan", "NaN", "inf", "-Infinity", "ERR", "null", "true", "1e400",
+                     "9" * 400, ".5", "+1", "1_0", "-0", "0001", "1e3", " 2 ", '"2.5"',
+                     '"1,5"', "\udcff", "\x00", "1.5\r", "[1]", "]", "\x00" * 30]),
+)
+# Lines no sample can come from, placed among the good ones.
+bad_lines = st.sampled_from([
+    "garbage", "", "\x00" * 40, "2025-10-23T13:1",  "\udcff\udcfe",
+    "2025-10-23T13:10:00.000+09:00,1,2,3", "2025-10-23T13:10:00.000+09:00,1,2,3,4,5",
+    "2025-13-23T13:10:00.000+09:00,1,2,3,4", '2025-10-23T13:10:00.000+09:00,"1,2,3,4',
+])
+
+
+@st.composite
+def dirty_roots(draw):
+    n = draw(st.integers(0, 60))
+    times = sorted(draw(st.lists(st.integers(-6000, 6000), min_size=n, max_size=n,
+                                 unique=True)))
+    if draw(st.integers(0, 3)) == 0 and len(times) > 2:  # a pair swapped, a spike ahead
+        k = draw(st.integers(0, len(times) - 2))
+        times[k], times[k + 1] = times[k + 1], times[k]
+    style = draw(st.sampled_from(["kst_ms", "utc_z", "utc_us"]))
+    lines = []
+    for t in times:
+        if draw(st.integers(0, 7)) == 0:
+            lines.append((None, draw(bad_lines)))
+        line = ",".join([fmt_ts(t, style), *(draw(dirty_values) for _ in range(4))])
+        lines.append((t, line))
+        if draw(st.integers(0, 12)) == 0:
+            lines.append((t, line))  # a writer's retry
+        if draw(st.integers(0, 30)) == 0:
+            other = draw(st.sampled_from(["kst_ms", "utc_z", "utc_us"]))  # another layout
+            lines.append((t + 1, ",".join([fmt_ts(t + 1, other), "1", "2", "3", "4"])))
+    events = [(draw(st.integers(-4000, 4000).map(lambda x: x // 100 * 100)), f"rule{k % 3}")
+              for k in range(draw(st.integers(1, 4)))]
+    windows = (draw(st.sampled_from([1.0, 2.5])), draw(st.sampled_from([1.0, 3.0])),
+               draw(st.sampled_from([0.0, 0.5])))
+    chunk = draw(st.sampled_from([64, 300, 1 << 20]))
+    return lines, events, windows, chunk
+
+
+def dirty_reference(lines, events, pre, post, guard):
+    """Good lines read with csv as SPEC says; bad lines (t None) and retries left out."""
+    import csv
+
+    clean, last, times = [], None, set()
+    for t, line in lines:
+        if t is None or line == last or (t, line) in times:
+            last = line
+            continue
+        last = line
+        times.add((t, line))
+        # A carriage return inside a row is whitespace, as float() and ISO times see it.
+        fields = next(csv.reader([line.rstrip("\r").replace("\r", " ")]))
+        clean.append((t, ",".join(_sample_text(v) for v in fields[1:])))
+    return reference([(t, f"{t},{body}") for t, body in clean], events, pre, post, guard)
+
+
+def _sample_text(v: str) -> str:
+    try:
+        x = float(v)
+    except ValueError:
+        return "x"
+    return repr(x) if math.isfinite(x) else "x"
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=dirty_roots())
+def test_dirty_windows_match_reference(tmp_path_factory, monkeypatch, data):
+    lines, events, (pre, post, guard), chunk = data
+    root = tmp_path_factory.mktemp("root")
+    (root / "logs").mkdir()
+    (root / "controls").mkdir()
+    (root / "logs" / "metrics.csv").write_bytes(
+        (HEADER + "\n" + "".join(line + "\n" for _, line in lines)).encode(
+            "utf-8", "surrogateescape"))
+    hist = []
+    for t, rule in events:
+        ts = (BASE + timedelta(milliseconds=t)).isoformat(timespec="milliseconds")
+        hist.append(json.dumps({"ts": ts, "actor": "A", "rule": rule, "old": 1, "new": 2}))
+    (root / "controls" / "rules_history.jsonl").write_text("".join(h + "\n" for h in hist))
+    distinct = list(dict.fromkeys(events))
+
+    monkeypatch.setattr(metrics_mod, "CHUNK_BYTES", chunk)
+    log = io.StringIO()
+    run_once(resolve(str(root), pre, post, guard, env={}), Reporter(log))
+
+    want = dirty_reference(lines, distinct, pre, post, guard)
+    got = {}
+    for row in effects(root):
+        t = round((datetime.fromisoformat(row["rule_ts"]) - BASE).total_seconds() * 1000)
+        got[(t, row["rule"])] = row
+    assert set(got) == set(want)
+    for key, rec in want.items():
+        row = got[key]
+        for name in NAMES:
+            m0, m1, n0, n1 = rec[name]
+            assert (row[f"n_pre_{name}"], row[f"n_post_{name}"]) == (str(n0), str(n1)), (
+                name, row, rec, log.getvalue())
+            assert close(row[f"pre_{name}"], m0) and close(row[f"post_{name}"], m1)
+            # Exactly the sum in time order would give: fsum is exact whatever the order.
+            if m0 is not None:
+                assert float(row[f"pre_{name}"]) == m0

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from tracker import options
+from tracker.fileerrors import dangling
 from tracker.fleet import gateways
 from tracker.report import Reporter
 from tracker.run import Fleet, follow
@@ -38,10 +39,11 @@ def main(argv: list[str] | None = None) -> int:
         rep = Reporter(log=log)
         single = [gw.root for gw in gateways(s.root)] == [s.root]
         if single and not s.history_path.exists():
-            log.info("%s: not found; no rule changes to track yet", s.history_path)
+            log.info("%s: not found%s; no rule changes to track yet", s.history_path,
+                     dangling(s.history_path))
         if single and not s.metrics_path.exists():
-            log.info("%s: not found; effects stay pending until the gateway writes it "
-                     "(wrong --root?)", s.metrics_path)
+            log.info("%s: not found%s; effects stay pending until the gateway writes it "
+                     "(wrong --root?)", s.metrics_path, dangling(s.metrics_path))
         if args.follow:
             follow(s, rep, args.poll, args.heartbeat)  # until interrupted
         fleet = Fleet(s, rep)

@@ -27,7 +27,11 @@ class Header:
 
     @classmethod
     def parse(cls, line: str, name: str) -> Header:
-        fields = [f.strip() for f in next(csv.reader([line.lstrip("\ufeff").rstrip("\r")]), [])]
+        split = split_row(line.lstrip("\ufeff"))
+        if isinstance(split, str):
+            raise MetricsFileError(f"{name}:1: header is {split}; the first line must name "
+                                   f"ts, {', '.join(SIGNALS)}")
+        fields = [f.strip() for f in split]
         missing = [c for c in ("ts", *SIGNALS) if c not in fields]
         if missing:
             raise MetricsFileError(
@@ -36,6 +40,21 @@ class Header:
             )
         return cls(len(fields), fields.index("ts"), tuple(fields.index(m) for m in SIGNALS))
 
+
+
+def split_row(line: str) -> list[str] | str:
+    """The row's fields, or why it is not a CSV row at all.
+
+    A stray carriage return inside a row is a blank to float() and to the timestamp parser,
+    so it is read as one; csv's field size limit (128 KiB) is what a runaway field meets.
+    """
+    line = line.rstrip("\r")
+    if "\r" in line:
+        line = line.replace("\r", " ")
+    try:
+        return next(csv.reader([line]), [])
+    except csv.Error as e:
+        return f"not a CSV row ({e})"
 
 
 def number(text: str) -> tuple[float, bool]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +58,12 @@ def parse_line(raw: bytes, name: str, lineno: int, tp: TimeParser, rep: Reporter
     except json.JSONDecodeError as e:
         rep.bad(name, lineno, f"malformed JSON ({e.msg} at column {e.colno}); line skipped")
         return None
+    except ValueError as e:  # an integer of thousands of digits
+        rep.bad(name, lineno, f"unreadable JSON ({e}); line skipped")
+        return None
+    except RecursionError:
+        rep.bad(name, lineno, "JSON nested too deep to read; line skipped")
+        return None
     if not isinstance(obj, dict):
         rep.bad(name, lineno, "not a JSON object; line skipped")
         return None
@@ -86,8 +93,29 @@ def parse_line(raw: bytes, name: str, lineno: int, tp: TimeParser, rep: Reporter
             v = ""
         values.append(v)
     note = obj.get("note")
-    return RuleEvent(ts, t_us, actor, rule, values[0], values[1],
-                     note if isinstance(note, str) else "", lineno)
+    fields = [ts, actor, rule, values[0], values[1], note if isinstance(note, str) else ""]
+    clean = [_writable(f) for f in fields]
+    if clean != fields:
+        rep.bad(name, lineno, "text with a lone surrogate or a carriage return; kept with "
+                "U+FFFD and a newline in their place")
+    return RuleEvent(clean[0], t_us, *clean[1:], lineno)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _writable(text: str) -> str:
+    """The text as rules_effects.csv can hold it and give back unchanged.
+
+    JSON may carry lone surrogates ("\\ud800"), which UTF-8 cannot encode, and a bare
+    carriage return, which Python's csv writer leaves unquoted so a reader splits the row
+    there. Both are replaced, the same way on every run, so the event's key stays stable.
+    """
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.isascii():
+        text = _SURROGATE.sub("\ufffd", text)
+    return text
 
 
 class HistoryReader:
@@ -148,5 +176,5 @@ class HistoryReader:
 def _is_json_object(raw: bytes) -> bool:
     try:
         return isinstance(json.loads(raw), dict)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False

@@ -3,19 +3,20 @@ and the newest row read from the file's tail alone."""
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 from tracker.contract import SIGNALS
-from tracker.csvformat import NAN, Header, MetricsFileError, number
+from tracker.csvformat import NAN, Header, MetricsFileError, number, split_row
 from tracker.report import Reporter
-from tracker.segments import Segment, fixed_segment, parse_rows
+from tracker.segments import Segment, chunk_segments
 from tracker.timeparse import TimeParser
 
 CHUNK_BYTES = 4 << 20
+# No row of a 5 Hz stream is near this long: what is longer is a writer gone wrong.
+MAX_LINE_BYTES = 1 << 20
 
 
 class LineNumbers:
@@ -62,14 +63,19 @@ class MetricsReader:
         self.exists = False
         self.prev: tuple[int, str] | None = None  # last row read: (time, line)
         self.numbers = LineNumbers(path)
+        self.skipping = False  # inside a line longer than MAX_LINE_BYTES
 
     def _reset(self, ino: int | None) -> None:
         self.ino, self.offset, self.header, self.prev = ino, 0, None, None
+        self.skipping = False
         self.numbers = LineNumbers(self.path)
 
     def _read_header(self, f) -> None:
-        first = f.readline()
+        first = f.readline(MAX_LINE_BYTES)
         if not first.endswith(b"\n"):
+            if len(first) >= MAX_LINE_BYTES:
+                raise MetricsFileError(f"{self.name}:1: header longer than "
+                                       f"{MAX_LINE_BYTES >> 20} MiB; is this a metrics.csv?")
             return  # empty, or the header itself is still being written
         self.header = Header.parse(first.decode("utf-8", errors="replace"), self.name)
         self.offset = self.data_start = len(first)
@@ -114,7 +120,7 @@ class MetricsReader:
             while hi - lo > 65536:
                 mid = (lo + hi) // 2
                 f.seek(mid)
-                f.readline()
+                f.readline(MAX_LINE_BYTES)
                 start = f.tell()
                 t = self._first_time(f)
                 if t is None or start >= hi:
@@ -128,7 +134,7 @@ class MetricsReader:
 
     def _first_time(self, f) -> int | None:
         for _ in range(32):  # step over a few bad lines
-            line = f.readline()
+            line = f.readline(MAX_LINE_BYTES)
             if not line.endswith(b"\n"):
                 return None
             fields = line.decode("utf-8", errors="replace").rstrip("\r\n").split(",")
@@ -150,19 +156,30 @@ class MetricsReader:
                 block = f.read(CHUNK_BYTES)
                 if not block:
                     break
+                if self.skipping:  # the rest of a line too long to be a row
+                    nl = block.find(b"\n")
+                    self.offset += len(block) if nl < 0 else nl + 1
+                    if nl < 0:
+                        continue
+                    self.skipping = False
+                    block = block[nl + 1:]
                 data = carry + block
                 end = data.rfind(b"\n") + 1
                 if end == 0:
                     carry = data
+                    if len(carry) > MAX_LINE_BYTES:
+                        # Keep memory bounded whatever a writer left: drop it to its newline.
+                        self.rep.bad(self.name, self.numbers.at(self.offset) + 1,
+                                     f"line longer than {MAX_LINE_BYTES >> 20} MiB; skipped")
+                        self.offset += len(carry)
+                        carry, self.skipping = b"", True
                     continue
                 carry = data[end:]
                 chunk_offset = self.offset
                 self.offset += end
-                seg = self._segment(data[:end], chunk_offset)
-                if seg is not None:
-                    yield seg
+                yield from self._segment(data[:end], chunk_offset)
 
-    def _segment(self, data: bytes, chunk_offset: int) -> Segment | None:
+    def _segment(self, data: bytes, chunk_offset: int) -> list[Segment]:
         text = data.decode("utf-8", errors="replace")
         lines = text.split("\n")
         lines.pop()  # after the final newline
@@ -172,14 +189,11 @@ class MetricsReader:
         def report(idx: int, reason: str) -> None:
             self.rep.bad(name, numbers.at(chunk_offset) + idx + 1, reason)
 
-        seg: Segment | None = None
-        if "\ufffd" not in text:  # undecodable bytes: let the row-by-row parse name the line
-            seg = fixed_segment(lines, self.header, self.tp, report, self.prev)
-        if seg is None:
-            seg = parse_rows(lines, self.header, self.tp, report, self.prev)
-        if seg is not None and lines:
-            self.prev = (max(seg.last_us, self.prev[0] if self.prev else seg.last_us), lines[-1])
-        return seg
+        segs = chunk_segments(lines, self.header, self.tp, report, self.prev)
+        if segs:
+            last = max(seg.last_us for seg in segs)
+            self.prev = (max(last, self.prev[0]) if self.prev else last, lines[-1])
+        return segs
 
     def last_time(self) -> int | None:
         """Time of the last complete row, read from the file's tail."""
@@ -200,7 +214,7 @@ def read_tail(path: Path, tp: TimeParser, max_bytes: int = 65536,
     be opened (FileNotFoundError when missing) and MetricsFileError for a bad header.
     """
     with open(path, "rb") as f:
-        first = f.readline()
+        first = f.readline(MAX_LINE_BYTES)
         if not first.endswith(b"\n"):
             return None
         header = Header.parse(first.decode("utf-8", errors="replace"), str(path))
@@ -217,9 +231,9 @@ def read_tail(path: Path, tp: TimeParser, max_bytes: int = 65536,
         begin = max(block.rfind(b"\n", first_row, end) + 1, first_row)
         raw = block[begin:end]
         end = begin - 1
-        fields = next(csv.reader([raw.decode("utf-8", errors="replace").rstrip("\r")]), [])
+        fields = split_row(raw.decode("utf-8", errors="replace"))
         try:
-            if len(fields) != header.ncols:
+            if isinstance(fields, str) or len(fields) != header.ncols:
                 raise ValueError
             t = tp.parse(fields[header.ts_index])
         except (ValueError, OverflowError):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tracker.csvformat import MetricsFileError
 from tracker.effects import EventTimes, effect_record, final_at, needs_from, unreliable, us
+from tracker.fileerrors import unusable
 from tracker.fleet import gateways
 from tracker.history import HistoryReader, RuleEvent
 from tracker.metrics_reader import MetricsReader
@@ -195,9 +196,10 @@ class Fleet:
                     self.trackers[gw.name] = t
                 written[gw.name] = t.step()
             except (MetricsFileError, EffectsFileError, OSError) as e:
-                if self.failing.get(gw.name) != str(e):
-                    self.failing[gw.name] = str(e)
-                    self.rep.error(f"{self._who(gw.name)}{e}")
+                why = unusable(e) if isinstance(e, OSError) else str(e)
+                if self.failing.get(gw.name) != why:
+                    self.failing[gw.name] = why
+                    self.rep.error(f"{self._who(gw.name)}{why}")
                 continue
             if self.failing.pop(gw.name, None) is not None:
                 self.rep.info(f"{self._who(gw.name)}files usable again")
@@ -214,7 +216,11 @@ class Fleet:
 
 def follow(s: Settings, rep: Reporter, poll_s: float = 1.0,
            heartbeat: Path | None = None) -> None:
-    """Polls every gateway until interrupted; says a gateway's summary when it wrote."""
+    """Polls every gateway until interrupted; says a gateway's summary when it wrote.
+
+    A file that cannot be used (a directory, a link loop, no permission, a bad header) is
+    said once and retried at every poll: whoever fixes it need not restart the tracker.
+    """
     fleet = Fleet(s, rep, keep_warm=True)
     while True:
         wrote = [name for name, n in fleet.step().items() if n]

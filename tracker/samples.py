@@ -15,7 +15,7 @@ from pathlib import Path
 from tracker.csvformat import MetricsFileError
 from tracker.metrics_reader import MetricsReader
 from tracker.report import Reporter
-from tracker.segments import fixed_segment, parse_rows
+from tracker.segments import chunk_segments
 from tracker.timeparse import TimeParser
 
 # Rows this far out of order are still found (the tracker allows as much).
@@ -52,21 +52,19 @@ class SampleSource:
         if not lines:
             return None
         quiet = lambda idx, reason: None  # noqa: E731
-        # The tracker's fast path when the block is clean: bisect on the raw lines and parse
-        # only the rows inside the window; else every row, checked and placed by its time.
-        fixed = fixed_segment(lines, header, self.tp, quiet, None)
-        if fixed is not None:
-            i, j = fixed.span(lo_us, hi_us)
-            cols, _ = fixed.values(i, j)
-            width = fixed.fmt.width
-            times = [self.tp.parse(line[:width]) for line in fixed.lines[i:j]]
-        else:
-            seg = parse_rows(lines, header, self.tp, quiet, None)
-            if seg is None:
-                return None
+        # The tracker's own segments: clean runs are bisected on the raw lines and only the
+        # rows inside the window parsed; the lines around a bad one are read row by row.
+        rows: list[tuple[int, list[float]]] = []
+        for seg in chunk_segments(lines, header, self.tp, quiet, None):
             i, j = seg.span(lo_us, hi_us)
-            cols = [c[i:j] for c in seg.cols]
-            times = seg.keys[i:j]
+            if i < j:
+                cols, _ = seg.values(i, j)
+                rows.extend(zip(seg.times(i, j), map(list, zip(*cols))))
+        if not rows:
+            return None
+        rows.sort(key=lambda r: r[0])  # segments are in file order; a late row goes by time
+        times = [t for t, _ in rows]
+        cols = [list(c) for c in zip(*(v for _, v in rows))]
         return Window(times, [[v if math.isfinite(v) else math.nan for v in c] for c in cols])
 
     def _lines_until(self, offset: int, stop_us: int) -> list[str]:

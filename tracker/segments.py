@@ -1,28 +1,71 @@
 """Samples in time order, as segments of appended lines, and the buffer of segments kept.
 
-A chunk whose lines all start with timestamps of one fixed layout, in strictly increasing
+A run of lines that all start with timestamps of one fixed layout, in strictly increasing
 order, becomes a FixedSegment: windows are found by bisect on the raw line strings and only
-the rows inside a window are ever parsed. Any other chunk (other column order, mixed
-offsets, bad or unsorted lines, duplicates) is parsed row by row into a ParsedSegment;
-slower, but every row is checked and placed by its own time.
+the rows inside a window are ever parsed, blank and non-numeric values included. The lines
+that break such a run (another layout, a bad timestamp, out of order, a duplicate) are
+parsed row by row into a ParsedSegment between the runs; slower, but every row is checked
+and placed by its own time. A chunk with another column order, or broken too often, is
+parsed row by row as a whole.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import math
+import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from itertools import chain, islice
 from operator import itemgetter
 
 from tracker.contract import SIGNALS
-from tracker.csvformat import NAN, Header, parse_values
-from tracker.timeparse import FixedFormat, TimeParser, signatures
+from tracker.csvformat import NAN, Header, parse_values, split_row
+from tracker.timeparse import FixedFormat, TimeParser
 
 _PLAIN_NUMBER_CHARS = str.maketrans("", "", "0123456789.,-+[] \t\r")
-_NUMBER_LETTERS = "eENaIfinty"  # exponents, NaN, Infinity
+
+# A field (between the row's commas or the joins' brackets) that JSON would not read as a
+# number: blank, nan, inf, ERR, '.5', '+1', '1_000' ...
+_NOT_JSON_NUMBER = re.compile(
+    r"(?:(?<=,)(?!\[)|(?<=\[)|^)(?![ \t\r]*(?:-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?"
+    r"|NaN|-?Infinity)[ \t\r]*(?:[,\]]|$))[^,\]]*")
+
+
+def _as_json(m: re.Match, junk: list[tuple[int, str]]) -> str:
+    """A field as JSON: its float() value (what the row-by-row path reads) or NaN."""
+    token = m.group()
+    try:
+        v = float(token)
+    except ValueError:
+        if token.strip():
+            junk.append((m.start(), token))
+        return "NaN"
+    return repr(v) if math.isfinite(v) else "NaN"
+
+
+def _fill_blanks(joined: str) -> str:
+    """Blank fields as NaN; str.replace does not see overlapping ',,,', hence twice."""
+    out = joined.replace(",,", ",NaN,").replace(",,", ",NaN,")
+    out = out.replace("[,", "[NaN,").replace(",]", ",NaN]")
+    if out[:1] == ",":
+        out = "NaN" + out
+    if out[-1:] == ",":
+        out += "NaN"
+    return out
+
+
+# Integers as float(): what the row-by-row path reads ('-0' is -0.0, a huge one inf). One
+# decoder for every call: json.loads with an argument would build a new one each time.
+_DECODER = json.JSONDecoder(parse_int=float)
+
+
+def _loads(joined: str) -> list | None:
+    try:
+        return _DECODER.decode("[[" + joined + "]]")
+    except (ValueError, RecursionError):
+        return None
+
 
 class Segment:
     """Samples in time order; subclasses say how rows are found and parsed."""
@@ -35,6 +78,10 @@ class Segment:
 
     def values(self, i: int, j: int) -> tuple[list[Sequence[float]], bool]:
         """Each metric's values of rows i..j-1, and True when all are known finite."""
+        raise NotImplementedError
+
+    def times(self, i: int, j: int) -> list[int]:
+        """The time of each of rows i..j-1."""
         raise NotImplementedError
 
     def drop_before(self, us: int) -> None:
@@ -51,6 +98,7 @@ class FixedSegment(Segment):
         self.fmt = fmt
         self.header = header
         self.report = report  # (index in the original chunk, reason)
+        self.tp = tp
         self.skipped = 0  # lines dropped from the front, to keep reported line numbers right
         self.first_us = tp.parse(lines[0][: fmt.width])
         self.last_us = tp.parse(lines[-1][: fmt.width])
@@ -71,28 +119,70 @@ class FixedSegment(Segment):
         joined = "],[".join(map(itemgetter(slice(self.fmt.width + 1, None)), rows))
         # One C-level parse of the whole block as JSON arrays of numbers. What is left once
         # the characters of plain decimals are deleted says what else is there: nothing
-        # (all finite), exponents or NaN/Infinity (finite unknown), or anything that could
-        # make JSON true/false/null, strings or objects, which sends the block row by row,
-        # as do values JSON rejects (blank, 'nan', '.5', ...) and rows with a field too
-        # many or too few.
-        rest = joined.translate(_PLAIN_NUMBER_CHARS)
+        # (plain decimals and blanks), or exponents, NaN, junk, quotes..., which go through
+        # a regex that turns each field JSON would not read into its float() value or NaN
+        # first. Only a block that still does not parse (quotes, brackets, a field count
+        # CSV and JSON see differently) is read row by row.
         brackets = len(rows) - 1  # only the ones this join put in
-        if (rest.strip(_NUMBER_LETTERS) == "" and joined.count("[") == brackets
-                and joined.count("]") == brackets):
-            try:
-                table = json.loads("[[" + joined + "]]")
-            except ValueError:
-                table = None
-            if table is not None and set(map(len, table)) == {width}:
-                cols = list(zip(*table))
-                return [cols[c - 1] for c in self.header.cols], rest == ""
-        return self._values_slowly(i, rows), False
+        if joined.count("[") != brackets or joined.count("]") != brackets:
+            return self._values_slowly(i, rows), False
+        rest = joined.translate(_PLAIN_NUMBER_CHARS)
+        table = None
+        finite = False
+        if not rest:
+            table = _loads(joined)
+            if table is not None:
+                # A plain integer of 309 digits or more is inf as a float.
+                finite = max(map(len, rows)) < 300
+            else:  # most often blank fields, which JSON has no word for
+                joined = _fill_blanks(joined)
+                table = _loads(joined)
+        if table is None or len(table) != len(rows):
+            if '"' in joined:
+                return self._values_slowly(i, rows), False
+            junk: list[tuple[int, str]] = []
+            table = _loads(_NOT_JSON_NUMBER.sub(lambda m: _as_json(m, junk), joined))
+            if table is None or len(table) != len(rows):
+                return self._values_slowly(i, rows), False
+            finite = False
+            if junk:
+                self._report_junk(i, joined, table, junk)
+        if set(map(len, table)) != {width}:
+            self._report_counts(i, table)
+            table = [r if len(r) == width else [NAN] * width for r in table]
+            finite = False
+        cols = list(zip(*table))
+        return [cols[c - 1] for c in self.header.cols], finite
+
+    def times(self, i: int, j: int) -> list[int]:
+        w = self.fmt.width
+        return [self.tp.parse(line[:w]) for line in self.lines[i:j]]
+
+    def _report_junk(self, i: int, joined: str, table: list, junk: list[tuple[int, str]]) -> None:
+        width = self.header.ncols - 1
+        names = {c: m for m, c in zip(SIGNALS, self.header.cols)}
+        for pos, token in junk:
+            k = joined.count("],[", 0, pos)
+            col = joined.count(",", joined.rfind("[", 0, pos) + 1, pos) + 1
+            if len(table[k]) == width and col in names:
+                self.report(self.skipped + i + k,
+                            f"{names[col]} {token!r} is not a number; left out of the means")
+
+    def _report_counts(self, i: int, table: list) -> None:
+        for k, r in enumerate(table):
+            if len(r) != self.header.ncols - 1:
+                self.report(self.skipped + i + k, f"{len(r) + 1} fields, header has "
+                            f"{self.header.ncols}; row left out")
 
     def _values_slowly(self, i: int, rows: list[str]) -> list[list[float]]:
         cols: list[list[float]] = [[] for _ in SIGNALS]
-        for k, fields in enumerate(csv.reader(r.rstrip("\r") for r in rows)):
+        for k, row in enumerate(rows):
             idx = self.skipped + i + k
-            if len(fields) != self.header.ncols:
+            fields = split_row(row)
+            if isinstance(fields, str):
+                self.report(idx, f"{fields}; row left out")
+                vals = [NAN] * len(SIGNALS)
+            elif len(fields) != self.header.ncols:
                 self.report(idx, f"{len(fields)} fields, header has {self.header.ncols}; "
                                  "row left out")
                 vals = [NAN] * len(SIGNALS)
@@ -127,6 +217,9 @@ class ParsedSegment(Segment):
     def values(self, i: int, j: int) -> tuple[list[Sequence[float]], bool]:
         return [c[i:j] for c in self.cols], False
 
+    def times(self, i: int, j: int) -> list[int]:
+        return self.keys[i:j]
+
     def drop_before(self, us: int) -> None:
         i = bisect_left(self.keys, us)
         if i:
@@ -149,7 +242,11 @@ def parse_rows(lines: list[str], header: Header, tp: TimeParser,
     rows: list[tuple[int, int, list[float]]] = []
     seen = {prev[1].rstrip("\r")} if prev else set()
     last_us = prev[0] if prev else None
-    for idx, fields in enumerate(csv.reader(r.rstrip("\r") for r in lines)):
+    for idx, line in enumerate(lines):
+        fields = split_row(line)
+        if isinstance(fields, str):
+            report(idx, f"{fields}; row left out")
+            continue
         if not fields or fields == [""]:
             report(idx, "empty line; skipped")
             continue
@@ -179,27 +276,149 @@ def parse_rows(lines: list[str], header: Header, tp: TimeParser,
     return ParsedSegment([r[0] for r in rows], cols)
 
 
-def fixed_segment(lines: list[str], header: Header, tp: TimeParser,
-                  report: Callable[[int, str], None],
-                  prev: tuple[int, str] | None) -> FixedSegment | None:
-    """A FixedSegment when the chunk qualifies (see module doc), else None."""
-    if header.ts_index != 0 or not lines:
-        return None
-    comma = lines[0].find(",")
-    fmt = FixedFormat.of(lines[0][:comma]) if comma > 0 else None
-    if fmt is None:
-        return None
+# A chunk whose good lines fall into more pieces than this is read row by row as a whole:
+# many small segments would cost every window a walk over them all.
+MAX_PIECES = 32
+
+
+def chunk_segments(lines: list[str], header: Header, tp: TimeParser,
+                   report: Callable[[int, str], None],
+                   prev: tuple[int, str] | None) -> list[Segment]:
+    """The chunk's segments in file order: runs of good lines as FixedSegments, and the lines
+    that break a run (another layout, a bad timestamp, out of order, a duplicate, an
+    undecodable byte) with their neighbours read row by row, so one bad line costs the
+    slow path for itself, not for the chunk."""
+    if not lines:
+        return []
+    fmt = _first_format(lines) if header.ts_index == 0 else None
+    if fmt is not None:
+        w, k = fmt.width, len(fmt.suffix)
+        sig = (fmt.sep, fmt.suffix + ",")
+        floor = fmt.key(prev[0], lower=False) + "\x7f" if prev else ""
+        if (floor < lines[0] and all(map(str.__lt__, lines, islice(lines, 1, None)))
+                and _same_layout(lines, sig, w, k)
+                and "\ufffd" not in lines[0] and "\ufffd" not in lines[-1]
+                and _whole(lines[-1], header.ncols)):
+            seg = _fixed(lines, 0, fmt, header, tp, report)
+            if seg is not None:
+                return [seg]  # the common case: the whole chunk is one clean run
+        pieces = _split(lines, fmt, floor, header.ncols)
+        if len(pieces) <= MAX_PIECES:
+            return _build(lines, pieces, fmt, header, tp, report, prev)
+    seg = parse_rows(lines, header, tp, report, prev)
+    return [seg] if seg is not None else []
+
+
+def _same_layout(lines: list[str], sig: tuple[str, str], w: int, k: int) -> bool:
+    """Every line of a strictly sorted chunk has the separator and offset of `sig`."""
+    if lines[0][:11] == lines[-1][:11] and lines[0][10:11] == sig[0]:
+        # Sorted lines between two that share a prefix share it too: one day's chunk
+        # needs only the offsets checked.
+        return set(map(itemgetter(slice(w - k, w + 1)), lines)) == {sig[1]}
+    return all(map(sig.__eq__, map(itemgetter(slice(10, 11), slice(w - k, w + 1)), lines)))
+
+
+def _first_format(lines: list[str]) -> FixedFormat | None:
+    for line in islice(lines, 64):
+        comma = line.find(",")
+        fmt = FixedFormat.of(line[:comma]) if comma > 0 else None
+        if fmt is not None:
+            return fmt
+    return None
+
+
+def _whole(line: str, ncols: int) -> bool:
+    return line.count(",") == ncols - 1 and '"' not in line
+
+
+def _split(lines: list[str], fmt: FixedFormat, floor: str,
+           ncols: int) -> list[tuple[bool, int, int]]:
+    """(good, start, end) pieces: good lines have the layout and strictly increase."""
+    w, k = fmt.width, len(fmt.suffix)
+    sig = (fmt.sep, fmt.suffix + ",")
+    good = [False] * len(lines)
+    last = -1  # index of the latest good line
+    before = -1  # the good line before it
+    for n, line in enumerate(lines):
+        if (line[10:11], line[w - k:w + 1]) != sig or "\ufffd" in line:
+            continue
+        top = lines[last] if last >= 0 else floor
+        if line > top:
+            good[n], before, last = True, last, n
+        elif (last >= 0 and line != top and line > (lines[before] if before >= 0 else floor)
+              and n + 1 < len(lines) and lines[n + 1] < top):
+            # This line and the next are both before the latest: that one was a spike ahead.
+            good[last], good[n], last = False, True, n
+    # A run's last time says how far the metrics reach: a row left out must not say it.
+    for n in range(len(lines) - 1, -1, -1):
+        if good[n] and not (n + 1 < len(lines) and good[n + 1]) and not _whole(lines[n], ncols):
+            good[n] = False
+    pieces: list[tuple[bool, int, int]] = []
+    for n, g in enumerate(good):
+        if pieces and pieces[-1][0] == g:
+            pieces[-1] = (g, pieces[-1][1], n + 1)
+        else:
+            pieces.append((g, n, n + 1))
+    return pieces
+
+
+def _fixed(lines: list[str], base: int, fmt: FixedFormat, header: Header, tp: TimeParser,
+           report: Callable[[int, str], None]) -> FixedSegment | None:
     try:
-        if set(signatures(fmt, lines)) != {fmt.signature()}:
-            return None
-    except IndexError:  # a line too short to hold the timestamp
+        seg = FixedSegment(lines, fmt, header, tp, report)
+    except (ValueError, OverflowError):  # first or last timestamp unreadable
         return None
-    if not all(map(str.__lt__, lines, islice(lines, 1, None))):
-        return None
-    seg = FixedSegment(lines, fmt, header, tp, report)
-    if prev and seg.first_us <= prev[0]:
-        return None  # out of order or duplicate across the chunk boundary: check row by row
+    seg.skipped = base
     return seg
+
+
+def _build(lines: list[str], pieces: list[tuple[bool, int, int]], fmt: FixedFormat,
+           header: Header, tp: TimeParser, report: Callable[[int, str], None],
+           prev: tuple[int, str] | None) -> list[Segment]:
+    good_lines = [lines[a:b] for g, a, b in pieces if g]
+    seen: set[str] = set()  # the lines read row by row so far
+    out: list[Segment] = []
+    for g, a, b in pieces:
+        seg: Segment | None = None
+        if g:
+            seg = _fixed(lines[a:b], a, fmt, header, tp, report)
+        if seg is None:
+            # Exact copies of a good line elsewhere in the chunk are a writer's retries.
+            fresh = []
+            for n in range(a, b):
+                line = lines[n]
+                if not g and (line.rstrip("\r") in seen
+                              or any(_contains(run, line) for run in good_lines)):
+                    report(n, "duplicate of an earlier row; counted once")
+                else:
+                    fresh.append((n, line))
+                    seen.add(line.rstrip("\r"))
+            if fresh:
+                idx = [n for n, _ in fresh]
+                seg = parse_rows([line for _, line in fresh], header, tp,
+                                 lambda i, reason, idx=idx: report(idx[i], reason), prev)
+        if seg is not None:
+            out.append(seg)
+            # The next piece's order is checked against the latest time so far.
+            latest = seg.last_us if prev is None else max(prev[0], seg.last_us)
+            prev = (latest, lines[b - 1])
+    return out
+
+
+def _contains(run: list[str], line: str) -> bool:
+    i = bisect_left(run, line)
+    return i < len(run) and run[i] == line
+
+
+def _in_order(hits: list[tuple[Segment, int, int]]) -> bool:
+    """Whether each segment's rows in the window all come after the previous segment's."""
+    last = None
+    for seg, i, j in hits:
+        first = seg.times(i, i + 1)[0]
+        if last is not None and first < last:
+            return False
+        last = seg.times(j - 1, j)[0]
+    return True
 
 
 class SampleBuffer:
@@ -221,16 +440,27 @@ class SampleBuffer:
     def window(self, lo_us: int, hi_us: int) -> list[Sequence[float]]:
         """Finite values of each metric with lo <= t <= hi, over every segment."""
         parts: list[list[Sequence[float]]] = [[] for _ in SIGNALS]
+        hits = []
         finite = True
         for seg in self.segments:
             if seg.last_us < lo_us or seg.first_us > hi_us:
                 continue
             i, j = seg.span(lo_us, hi_us)
             if i < j:
+                hits.append((seg, i, j))
                 cols, ok = seg.values(i, j)
                 finite = finite and ok
                 for acc, col in zip(parts, cols):
                     acc.append(col)
+        if len(hits) > 1 and not _in_order(hits):
+            # A row placed by its own time (out of order, another layout) sits between the
+            # runs of the file: put every row of the window in time order (file order on
+            # ties), as the statistics over these values assume.
+            times = list(chain.from_iterable(seg.times(i, j) for seg, i, j in hits))
+            order = sorted(range(len(times)), key=times.__getitem__)
+            flat = [list(chain.from_iterable(p)) for p in parts]
+            parts = [[[col[k] for k in order]] for col in flat]
+            finite = False
         if finite and all(len(p) == 1 for p in parts):
             return [p[0] for p in parts]  # the common case: one clean block, no copy
         return [list(filter(math.isfinite, chain.from_iterable(p))) for p in parts]

@@ -52,7 +52,11 @@ def read_effects(path: Path) -> tuple[list[str], list[dict[str, str]], list[list
         return HEADER, [], []
     data = data[: data.rfind(b"\n") + 1]
     text = data.decode("utf-8", errors="replace").lstrip("\ufeff")
-    rows = list(csv.reader(io.StringIO(text, newline="")))
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as e:  # a field over csv's 128 KiB limit: edited by hand
+        raise EffectsFileError(f"{path}: not readable as CSV ({e}); move the file aside and "
+                               "run again to write a new one") from e
     if not rows:
         return HEADER, [], []
     header = _header_ok(rows[0], path)
