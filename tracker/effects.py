@@ -6,12 +6,18 @@ import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 
+import numpy as np
+
 from tracker import SHORT
 from tracker.history import RuleEvent
 from tracker.metrics import SampleBuffer
 from tracker.settings import Settings
+from tracker.stats import Shift, shifts, verdict
 
 UNRELIABLE_BELOW = 50  # samples on a side: 10 s at 5 Hz (SPEC)
+# The intervals also read this many pre-window lengths of samples before the pre window:
+# only to learn how much the signal wanders, which 30 s alone says too roughly.
+HISTORY_WINDOWS = 2
 
 
 def us(seconds: float) -> int:
@@ -47,7 +53,25 @@ def final_at(ev: RuleEvent, s: Settings) -> int:
 
 
 def needs_from(ev: RuleEvent, s: Settings) -> int:
-    return ev.t_us - us(s.pre_s)
+    return ev.t_us - us(s.pre_s * (1 + HISTORY_WINDOWS))
+
+
+def _intervals(pre: list[Sequence[float]], post: list[Sequence[float]],
+               history: list[Sequence[float]], plain: list[float | None]) -> list[Shift]:
+    """Each signal's Shift; signals whose windows have the same lengths go in one batch."""
+    out: list[Shift] = [Shift(None, None, None, 0)] * len(pre)
+    groups: dict[tuple[int, int, int], list[int]] = {}
+    for i, (a, b, h) in enumerate(zip(pre, post, history)):
+        if a and b:
+            groups.setdefault((len(a), len(b), len(h)), []).append(i)
+    for (_, _, nh), idx in groups.items():
+        res = shifts(np.array([pre[i] for i in idx], dtype=float),
+                     np.array([post[i] for i in idx], dtype=float),
+                     [plain[i] for i in idx],  # type: ignore[misc]  # set when both sides are
+                     np.array([history[i] for i in idx], dtype=float) if nh else None)
+        for i, sh in zip(idx, res):
+            out[i] = sh
+    return out
 
 
 class EventTimes:
@@ -75,18 +99,29 @@ def effect_record(ev: RuleEvent, buffer: SampleBuffer, s: Settings,
     """One rules_effects.csv row (as a dict of column name to text)."""
     (a, b), (c, d) = windows(ev.t_us, s)
     pre, post = buffer.window(a, b), buffer.window(c, d)
+    history = buffer.window(a - us(s.pre_s * HISTORY_WINDOWS), a - 1)
     rec = {
         "rule_ts": ev.ts, "actor": ev.actor, "rule": ev.rule, "old": ev.old, "new": ev.new,
         "pre_s": seconds_text(s.pre_s), "post_s": seconds_text(s.post_s),
         "guard_s": seconds_text(s.guard_s), "confounded": "1" if confounded else "0",
     }
+    plain: list[float | None] = []
     for short, before, after in zip(SHORT, pre, post):
         m0, m1 = _mean(before), _mean(after)
+        plain.append(None if m0 is None or m1 is None else m1 - m0)
         rec[f"pre_{short}"] = _text(m0)
         rec[f"post_{short}"] = _text(m1)
-        rec[f"d_{short}"] = _text(None if m0 is None or m1 is None else m1 - m0)
+        rec[f"d_{short}"] = _text(plain[-1])
         rec[f"n_pre_{short}"] = str(len(before))
         rec[f"n_post_{short}"] = str(len(after))
+    found = _intervals(pre, post, history, plain)
+    for short, sh in zip(SHORT, found):
+        rec[f"d_{short}_lo"] = _text(sh.lo)
+        rec[f"d_{short}_hi"] = _text(sh.hi)
+    counts = [min(len(x), len(y)) for x, y in zip(pre, post) if x and y]
+    rec["verdict"] = verdict(*found, min_samples=UNRELIABLE_BELOW,
+                             fewest=min(counts) if counts else None)
+    rec["n_glitches"] = str(sum(sh.glitches for sh in found))
     return rec
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tracker.effects import EventTimes, effect_record, final_at, needs_from, unreliable, us
@@ -11,6 +11,7 @@ from tracker.history import HistoryReader, RuleEvent
 from tracker.metrics import MetricsReader, SampleBuffer
 from tracker.report import Reporter
 from tracker.settings import Settings
+from tracker.stats import VERDICTS
 from tracker.store import EffectsWriter
 from tracker.timeparse import TimeParser
 
@@ -27,11 +28,13 @@ class Summary:
     bad_lines: int = 0
     unreliable: int = 0
     confounded: int = 0
+    verdicts: dict[str, int] = field(default_factory=dict)  # events written, per verdict
 
     def line(self) -> str:
+        counts = ", ".join(f"{v} {self.verdicts[v]}" for v in VERDICTS if self.verdicts.get(v))
         return (f"written {self.written}, pending {self.pending}, skipped lines "
                 f"{self.bad_lines} (unreliable {self.unreliable}, confounded "
-                f"{self.confounded})")
+                f"{self.confounded})" + (f"; verdicts: {counts}" if counts else ""))
 
 
 class Tracker:
@@ -120,6 +123,8 @@ class Tracker:
             records.append(rec)
             self.summary.unreliable += unreliable(rec)
             self.summary.confounded += rec["confounded"] == "1"
+            v = rec["verdict"]
+            self.summary.verdicts[v] = self.summary.verdicts.get(v, 0) + 1
         self.summary.written += self.writer.write(records)
         self.pending = keep
 
