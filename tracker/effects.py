@@ -119,8 +119,8 @@ def effect_record(ev: RuleEvent, buffer: SampleBuffer, s: Settings,
         rec[f"d_{short}_lo"] = _text(sh.lo)
         rec[f"d_{short}_hi"] = _text(sh.hi)
     counts = [min(len(x), len(y)) for x, y in zip(pre, post) if x and y]
-    rec["verdict"] = verdict(*found, min_samples=UNRELIABLE_BELOW,
-                             fewest=min(counts) if counts else None)
+    rec["verdict"] = verdict(*found, fewest=min(counts) if counts else None,
+                             min_samples=UNRELIABLE_BELOW)
     rec["n_glitches"] = str(sum(sh.glitches for sh in found))
     return rec
 

@@ -85,7 +85,7 @@ def mean_factor(rho: np.ndarray, n: int) -> np.ndarray:
         return np.ones_like(rho)
     r = np.minimum(rho, RHO_MAX)
     q = 1.0 - r
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):  # r = 0 is taken care of below
         f = (1.0 + r) / q - 2.0 * r * (1.0 - r ** n) / (n * q * q)
     return np.where(r <= 0, 1.0, f)
 
@@ -184,6 +184,12 @@ def shifts(pre: np.ndarray, post: np.ndarray, plain: Sequence[float],
     noise's spread and correlation: cut into windows as long as pre, each with its own mean,
     so a step or drift between them does not count as noise.
     """
+    with np.errstate(all="ignore"):  # overflow near the float limit: no interval, below
+        return _shifts(pre, post, plain, history)
+
+
+def _shifts(pre: np.ndarray, post: np.ndarray, plain: Sequence[float],
+            history: np.ndarray | None) -> list[Shift]:
     k, n0 = pre.shape
     n1 = post.shape[1]
     if n0 == 0 or n1 == 0:
@@ -200,8 +206,7 @@ def shifts(pre: np.ndarray, post: np.ndarray, plain: Sequence[float],
     if rows:
         lag = sum((d[:, 1:] * d[:, :-1]).sum(axis=1) for d in rows)
         total = sum((d * d).sum(axis=1) for d in rows)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r = np.where(total > 0, lag / total, 0.0)
+        r = np.where(total > 0, lag / total, 0.0)
         # The lag-1 autocorrelation pooled over P demeaned windows of N samples in all is
         # biased low by about (P (1 + 3 rho) + rho) / N: each window's own mean takes
         # (1 + 3 rho) / n (Marriott & Pope 1954), the ratio of sums rho / N more; solved
@@ -219,19 +224,19 @@ def shifts(pre: np.ndarray, post: np.ndarray, plain: Sequence[float],
     out = []
     for i in range(k):
         centre = float(m1[i] - m0[i])
-        if room[i] <= 1e-9:  # one sample a side: nothing says how much they wander
-            if ss_all[i] == 0:
-                out.append(Shift(min(centre, plain[i]), max(centre, plain[i]), 0.0,
-                                 int(glitches[i])))
-            else:
-                out.append(Shift(None, None, None, int(glitches[i])))
+        # One sample a side says nothing of how much the signal wanders; nor do a few
+        # equal ones (a long constant stretch does: then the interval is the point Δ).
+        if room[i] <= 1e-9 or (ss_all[i] == 0 and not rows):
+            out.append(Shift(None, None, None, int(glitches[i])))
             continue
         var = float(ss_all[i] / room[i])
         se = math.sqrt(var * (f0[i] / n0 + f1[i] / n1))
         half = t_quantile(float(df[i])) * se
-        lo, hi = centre - half, centre + half
-        out.append(Shift(min(lo, plain[i]), max(hi, plain[i]), math.sqrt(var),
-                         int(glitches[i])))
+        lo, hi = min(centre - half, plain[i]), max(centre + half, plain[i])
+        if not (math.isfinite(lo) and math.isfinite(hi)):  # values near the float limit
+            out.append(Shift(None, None, None, int(glitches[i])))
+            continue
+        out.append(Shift(lo, hi, math.sqrt(var), int(glitches[i])))
     return out
 
 
@@ -245,16 +250,17 @@ def shift(pre: Sequence[float], post: Sequence[float], plain: float | None = Non
 
 
 def verdict(phase: Shift, entropy: Shift, creative: Shift, risk: Shift,
-            min_samples: int | None = None, fewest: int | None = None) -> str:
+            fewest: int | None, min_samples: int = 0) -> str:
     """The interpretation guide read on the intervals (README defines each state).
 
-    fewest: the smallest sample count of any side; below min_samples the verdict is
-    inconclusive whatever the intervals say.
+    fewest: the smallest sample count on a side among the signals with data on both sides
+    (None: no signal has); below min_samples the verdict is inconclusive whatever the
+    intervals say.
     """
     sigs = (phase, entropy, creative, risk)
-    if all(s.lo is None for s in sigs):
+    if fewest is None:
         return "no_data"
-    if min_samples is not None and fewest is not None and fewest < min_samples:
+    if fewest < min_samples or all(s.lo is None for s in sigs):
         return "inconclusive"
     warn = phase.up() or risk.up()
     good = phase.down() or risk.down() or creative.up()
