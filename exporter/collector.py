@@ -14,6 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from exporter.sources import DataRoot
 from tracker import METRICS, SHORT
 from tracker.history import RuleEvent
+from tracker.stats import VERDICTS
 from tracker.store import row_key
 
 
@@ -30,6 +31,22 @@ def _delta_label(row: dict[str, str] | None, short: str) -> str:
         return "pending"
     v = _float(row.get(f"d_{short}"))
     return "n/a" if v is None else f"{v:.4g}"
+
+
+def _verdict(row: dict[str, str] | None) -> str | None:
+    """The row's verdict; None for a row without one (a file written before verdicts)."""
+    v = None if row is None else row.get("verdict")
+    return v if v in VERDICTS else None
+
+
+def _verdict_label(row: dict[str, str] | None) -> str:
+    return "pending" if row is None else _verdict(row) or "n/a"
+
+
+def _state_set(g: GaugeMetricFamily, labels: list[str], current: str) -> None:
+    """One series per verdict, 1 for the current one (a state set)."""
+    for v in VERDICTS:
+        g.add_metric([*labels, v], 1 if v == current else 0)
 
 
 @dataclass
@@ -136,6 +153,24 @@ class LumenCollector:
                                       "rule change with a written effect.", labels=["rule"])
                 g.add_metric([d.last_row["rule"]], v)
                 yield g
+                for bound, word in (("lo", "Lower"), ("hi", "Upper")):
+                    b = _float(d.last_row.get(f"d_{short}_{bound}"))
+                    if b is None:
+                        continue
+                    g = GaugeMetricFamily(f"lumen_rule_last_{name}_delta_{bound}",
+                                          f"{word} end of the 95% interval of Δ {name} of the "
+                                          "most recent rule change with a written effect.",
+                                          labels=["rule"])
+                    g.add_metric([d.last_row["rule"]], b)
+                    yield g
+            verdict = _verdict(d.last_row)
+            if verdict is not None:
+                g = GaugeMetricFamily("lumen_rule_last_verdict",
+                                      "Verdict on the most recent rule change with a written "
+                                      "effect: 1 for its verdict, 0 for the others.",
+                                      labels=["rule", "verdict"])
+                _state_set(g, [d.last_row["rule"]], verdict)
+                yield g
 
         yield from self._per_rule(d)
 
@@ -208,39 +243,55 @@ class LumenCollector:
             "n_post": GaugeMetricFamily("lumen_rule_effect_post_samples",
                                         "Samples in the post window (under 50: unreliable).",
                                         labels=label),
+            "lo": GaugeMetricFamily("lumen_rule_effect_delta_lo",
+                                    "Lower end of the 95% interval of each rule's latest Δ.",
+                                    labels=label),
+            "hi": GaugeMetricFamily("lumen_rule_effect_delta_hi",
+                                    "Upper end of the 95% interval of each rule's latest Δ.",
+                                    labels=label),
         }
+        verdicts = GaugeMetricFamily("lumen_rule_effect_verdict",
+                                     "Verdict on each rule's latest effect: 1 for its verdict, "
+                                     "0 for the others.", labels=["rule", "verdict"])
         confounded = GaugeMetricFamily("lumen_rule_effect_confounded",
                                        "1 when another change fell inside the windows.",
                                        labels=["rule"])
+        # The verdict rides on the time series too, so an alert reads one series a rule.
         when = GaugeMetricFamily("lumen_rule_effect_timestamp_seconds",
-                                 "Unix time of the change behind each rule's latest effect.",
-                                 labels=["rule"])
+                                 "Unix time of the change behind each rule's latest effect; "
+                                 "verdict: that effect's verdict.", labels=["rule", "verdict"])
         for rule, (row, t_us) in sorted(d.per_rule.items()):
             for name, short in zip(METRICS, SHORT):
                 for key, col in (("delta", f"d_{short}"), ("pre", f"pre_{short}"),
                                  ("post", f"post_{short}"), ("n_pre", f"n_pre_{short}"),
-                                 ("n_post", f"n_post_{short}")):
+                                 ("n_post", f"n_post_{short}"), ("lo", f"d_{short}_lo"),
+                                 ("hi", f"d_{short}_hi")):
                     v = _float(row.get(col))
                     if v is not None:
                         fams[key].add_metric([rule, name], v)
             if row.get("confounded") in ("0", "1"):
                 confounded.add_metric([rule], int(row["confounded"]))
-            when.add_metric([rule], t_us / 1e6)
+            verdict = _verdict(row)
+            if verdict is not None:
+                _state_set(verdicts, [rule], verdict)
+            when.add_metric([rule, verdict or ""], t_us / 1e6)
         if d.per_rule:
             yield from fams.values()
             yield confounded
             yield when
+            if verdicts.samples:
+                yield verdicts
 
     def _recent(self, d: Derived) -> Metric:
         g = GaugeMetricFamily(
             "lumen_rule_change_timestamp_seconds",
             "Recent rule changes, for Grafana annotations: value is the change's Unix time.",
             labels=["rule", "actor", "old", "new", "d_phase", "d_entropy", "d_creative",
-                    "d_risk"])
+                    "d_risk", "verdict"])
         series: dict[tuple[str, ...], float] = {}
         for ev, row in d.recent:
             labels = (ev.rule, ev.actor, ev.old, ev.new,
-                      *(_delta_label(row, short) for short in SHORT))
+                      *(_delta_label(row, short) for short in SHORT), _verdict_label(row))
             # Two changes with identical labels would be one series twice: keep the newest.
             series[labels] = max(series.get(labels, 0.0), ev.t_us / 1e6)
         for labels, v in series.items():
