@@ -55,7 +55,13 @@ class Shift:
 
 
 def screen(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of x with single-sample glitches replaced by their local median, and the counts.
+    """Rows of x with single-sample glitches replaced by their local median, and the counts."""
+    clean, bad = _screen(x)
+    return clean, bad.sum(axis=1)
+
+
+def _screen(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of x with glitches replaced, and where the glitches were.
 
     A Hampel filter over 3 samples: a glitch is further from the median of itself and its
     two neighbours (at the ends: of the first or last three) than HAMPEL_K robust sds of the
@@ -63,9 +69,9 @@ def screen(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     by the local median, so it is never a glitch. Fewer than 5 samples: too few to tell a
     glitch from the signal; nothing is screened.
     """
-    k, n = x.shape
+    n = x.shape[1]
     if n < 5:
-        return x, np.zeros(k, dtype=int)
+        return x, np.zeros(x.shape, dtype=bool)
     a, b, c = x[:, :-2], x[:, 1:-1], x[:, 2:]
     mid = np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
     med = np.concatenate((mid[:, :1], mid, mid[:, -1:]), axis=1)
@@ -74,20 +80,18 @@ def screen(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     half = step.shape[1] // 2  # the upper median: np.median costs more than all the rest
     scale = 1.4826 * np.partition(step, half, axis=1)[:, half:half + 1]
     # Mostly constant data has a median change of 0: the mean change still sees a spike.
-    scale = np.where(scale > 0, scale, 1.2533 * step.mean(axis=1, keepdims=True))
+    scale = np.where(scale > 0, scale, 1.2533 / (n - 1) * step.sum(axis=1, keepdims=True))
     bad = dev > HAMPEL_K * scale
-    return np.where(bad, med, x), bad.sum(axis=1)
+    return np.where(bad, med, x), bad
 
 
-def mean_factor(rho: np.ndarray, n: int) -> np.ndarray:
+def mean_factor(rho: float, n: int) -> float:
     """n * Var(mean of n AR(1) samples) / Var(one sample), exact for finite n."""
-    if n <= 1:
-        return np.ones_like(rho)
-    r = np.minimum(rho, RHO_MAX)
+    if n <= 1 or rho <= 0:
+        return 1.0
+    r = min(rho, RHO_MAX)
     q = 1.0 - r
-    with np.errstate(divide="ignore", invalid="ignore"):  # r = 0 is taken care of below
-        f = (1.0 + r) / q - 2.0 * r * (1.0 - r ** n) / (n * q * q)
-    return np.where(r <= 0, 1.0, f)
+    return (1.0 + r) / q - 2.0 * r * (1.0 - r ** n) / (n * q * q)
 
 
 _Z_TAIL = NormalDist().inv_cdf((1.0 - LEVEL) / 2)
@@ -165,15 +169,6 @@ def _betainc(a: float, b: float, x: float) -> float:
     return front * h / a
 
 
-def _pieces(history: np.ndarray | None, n: int) -> list[np.ndarray]:
-    """The history screened and cut into windows of n samples back from its end."""
-    if history is None or n < RHO_MIN_N or history.shape[1] < n:
-        return []
-    history = screen(history)[0]
-    end = history.shape[1]
-    return [history[:, end - (j + 1) * n: end - j * n] for j in range(end // n)]
-
-
 def shifts(pre: np.ndarray, post: np.ndarray, plain: Sequence[float],
            history: np.ndarray | None = None) -> list[Shift]:
     """The interval of each row's post − pre; rows are signals with windows of equal length.
@@ -188,51 +183,64 @@ def shifts(pre: np.ndarray, post: np.ndarray, plain: Sequence[float],
         return _shifts(pre, post, plain, history)
 
 
+def _demeaned(x: np.ndarray, pieces: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows of x cut into `pieces` equal windows: means, sums of squares, lag-1 products."""
+    w = x.reshape(x.shape[0], pieces, -1)
+    mean = w.sum(axis=2) / w.shape[2]  # not .mean(): its overhead is most of the cost here
+    d = w - mean[:, :, None]
+    return mean, (d * d).sum(axis=2), (d[:, :, 1:] * d[:, :, :-1]).sum(axis=2)
+
+
 def _shifts(pre: np.ndarray, post: np.ndarray, plain: Sequence[float],
             history: np.ndarray | None) -> list[Shift]:
     k, n0 = pre.shape
     n1 = post.shape[1]
     if n0 == 0 or n1 == 0:
         return [Shift(None, None, None, 0)] * k
-    c0, g0 = screen(pre)
-    c1, g1 = screen(post)
-    glitches = g0 + g1
-    m0, m1 = c0.mean(axis=1), c1.mean(axis=1)
-    pieces = [c0 - m0[:, None], c1 - m1[:, None]]
-    for h in _pieces(history, n0):
-        pieces.append(h - h.mean(axis=1, keepdims=True))
-    ss = [(d * d).sum(axis=1) for d in pieces]
-    rows = [d for d in pieces if d.shape[1] >= RHO_MIN_N]
-    if rows:
-        lag = sum((d[:, 1:] * d[:, :-1]).sum(axis=1) for d in rows)
-        total = sum((d * d).sum(axis=1) for d in rows)
-        r = np.where(total > 0, lag / total, 0.0)
-        # The lag-1 autocorrelation pooled over P demeaned windows of N samples in all is
-        # biased low by about (P (1 + 3 rho) + rho) / N: each window's own mean takes
-        # (1 + 3 rho) / n (Marriott & Pope 1954), the ratio of sums rho / N more; solved
-        # for rho. Checked by simulation for rho 0.8-0.97 and 2-6 windows of 146.
-        big_n, p = sum(d.shape[1] for d in rows), len(rows)
-        rho = np.clip((big_n * r + p) / (big_n - 3 * p - 1), 0.0, RHO_MAX)
-    else:
-        rho = np.full(k, RHO_PRIOR)
-    fs = [mean_factor(rho, d.shape[1]) for d in pieces]
-    # E[sum of squares about a window's mean] = var * (n - f): the demeaning ate f of it.
-    room = sum(d.shape[1] - f for d, f in zip(pieces, fs))
-    df = sum((d.shape[1] - f) / f for d, f in zip(pieces, fs))
-    ss_all = sum(ss)
-    f0, f1 = fs[0], fs[1]
+    # Whole windows of history only, and only when a window is long enough to learn from.
+    m = history.shape[1] // n0 if history is not None and n0 >= RHO_MIN_N else 0
+    parts = [pre, post] if m == 0 else [history[:, history.shape[1] - m * n0:], pre, post]
+    clean, bad = _screen(np.concatenate(parts, axis=1))
+    glitches = bad[:, m * n0:].sum(axis=1)
+    means0, ss0, lag0 = _demeaned(clean[:, : (m + 1) * n0], m + 1)  # history, then pre
+    means1, ss1, lag1 = _demeaned(clean[:, (m + 1) * n0:], 1)
+    centre = (means1[:, 0] - means0[:, -1]).tolist()
+    # Per signal from here: a few scalars each, quicker as floats than as tiny arrays.
+    ss = (ss0.sum(axis=1) + ss1[:, 0]).tolist()
+    # Windows shorter than RHO_MIN_N are too short to estimate the correlation from.
+    use0, use1 = n0 >= RHO_MIN_N, n1 >= RHO_MIN_N
+    learn = use0 or use1
+    lag, total = np.zeros(k), np.zeros(k)
+    if use0:
+        lag, total = lag + lag0.sum(axis=1), total + ss0.sum(axis=1)
+    if use1:
+        lag, total = lag + lag1[:, 0], total + ss1[:, 0]
+    lags, totals = lag.tolist(), total.tolist()
+    # The lag-1 autocorrelation pooled over P demeaned windows of N samples in all is
+    # biased low by about (P (1 + 3 rho) + rho) / N: each window's own mean takes
+    # (1 + 3 rho) / n (Marriott & Pope 1954), the ratio of sums rho / N more; solved for
+    # rho. Checked by simulation for rho 0.8-0.97 and 2-6 windows of 146.
+    p = (m + 1) * use0 + use1
+    big_n = (m + 1) * n0 * use0 + n1 * use1
     out = []
     for i in range(k):
-        centre = float(m1[i] - m0[i])
+        if learn:
+            r = lags[i] / totals[i] if totals[i] > 0 else 0.0
+            rho = min(max((big_n * r + p) / (big_n - 3 * p - 1), 0.0), RHO_MAX)
+        else:
+            rho = RHO_PRIOR
+        f0, f1 = mean_factor(rho, n0), mean_factor(rho, n1)
+        # E[sum of squares about a window's mean] = var * (n - f): the mean ate f of it.
+        room = (m + 1) * (n0 - f0) + (n1 - f1)
         # One sample a side says nothing of how much the signal wanders; nor do a few
         # equal ones (a long constant stretch does: then the interval is the point Δ).
-        if room[i] <= 1e-9 or (ss_all[i] == 0 and not rows):
+        if not room > 1e-9 or (ss[i] == 0 and not learn):
             out.append(Shift(None, None, None, int(glitches[i])))
             continue
-        var = float(ss_all[i] / room[i])
-        se = math.sqrt(var * (f0[i] / n0 + f1[i] / n1))
-        half = t_quantile(float(df[i])) * se
-        lo, hi = min(centre - half, plain[i]), max(centre + half, plain[i])
+        var = ss[i] / room
+        df = (m + 1) * (n0 - f0) / f0 + (n1 - f1) / f1
+        half = t_quantile(df) * math.sqrt(var * (f0 / n0 + f1 / n1))
+        lo, hi = min(centre[i] - half, plain[i]), max(centre[i] + half, plain[i])
         if not (math.isfinite(lo) and math.isfinite(hi)):  # values near the float limit
             out.append(Shift(None, None, None, int(glitches[i])))
             continue
