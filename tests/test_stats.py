@@ -261,3 +261,19 @@ def test_an_older_file_keeps_its_header_and_stays_readable(tmp_path):
     assert run(tmp_path).written == 1
     (row,) = effects(tmp_path)
     assert list(row) == old_header and row["d_phase"] != ""
+
+
+def test_blanks_in_one_signal_still_give_every_interval_around_its_delta(tmp_path):
+    value = _stream(4, {2: 3.0})
+    rows = sample_rows(-100, 40, value=value)
+    # a blank creative_band here and there: its windows are a few samples short
+    rows = [",".join([*r.split(",")[:3], "", r.split(",")[4]]) if k % 37 == 0 else r
+            for k, r in enumerate(rows)]
+    write_metrics(tmp_path, rows)
+    write_history(tmp_path, [event(0)])
+    run(tmp_path)
+    (row,) = effects(tmp_path)
+    assert int(row["n_pre_creative"]) < int(row["n_pre_phase"])
+    for s in ("phase", "entropy", "creative", "risk"):
+        assert float(row[f"d_{s}_lo"]) <= float(row[f"d_{s}"]) <= float(row[f"d_{s}_hi"])
+    assert float(row["d_creative_lo"]) > 0  # the 3 sd rise is still found

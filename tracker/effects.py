@@ -56,19 +56,37 @@ def needs_from(ev: RuleEvent, s: Settings) -> int:
     return ev.t_us - us(s.pre_s * (1 + HISTORY_WINDOWS))
 
 
+# Signals whose windows hold at least this share of the longest one's samples are batched.
+BATCH_SHARE = 0.9
+
+
 def _intervals(pre: list[Sequence[float]], post: list[Sequence[float]],
                history: list[Sequence[float]], plain: list[float | None]) -> list[Shift]:
-    """Each signal's Shift; signals whose windows have the same lengths go in one batch."""
+    """Each signal's Shift, the four in one batch where their windows allow.
+
+    A blank field leaves a signal's window a sample short of the others'. Batched signals
+    are cut to the shortest window of the batch (the samples furthest from the change go:
+    the start of pre and history, the end of post), which leaves a few samples of a window
+    out of its interval, never out of Δ, and keeps the cost of one batch. A signal with
+    far fewer samples (a long blank stretch) goes on its own.
+    """
     out: list[Shift] = [Shift(None, None, None, 0)] * len(pre)
-    groups: dict[tuple[int, int, int], list[int]] = {}
-    for i, (a, b, h) in enumerate(zip(pre, post, history)):
-        if a and b:
-            groups.setdefault((len(a), len(b), len(h)), []).append(i)
-    for (_, _, nh), idx in groups.items():
-        res = shifts(np.array([pre[i] for i in idx], dtype=float),
-                     np.array([post[i] for i in idx], dtype=float),
+    have = [i for i in range(len(pre)) if pre[i] and post[i]]
+    if not have:
+        return out
+    top = [max(len(x[i]) for i in have) for x in (pre, post, history)]
+    batch = [i for i in have if all(len(x[i]) >= BATCH_SHARE * t
+                                    for x, t in zip((pre, post, history), top))]
+    groups = [batch] + [[i] for i in have if i not in batch]
+    for idx in groups:
+        if not idx:
+            continue
+        n0, n1, nh = (min(len(x[i]) for i in idx) for x in (pre, post, history))
+        res = shifts(np.array([pre[i][len(pre[i]) - n0:] for i in idx], dtype=float),
+                     np.array([post[i][:n1] for i in idx], dtype=float),
                      [plain[i] for i in idx],  # type: ignore[misc]  # set when both sides are
-                     np.array([history[i] for i in idx], dtype=float) if nh else None)
+                     np.array([history[i][len(history[i]) - nh:] for i in idx], dtype=float)
+                     if nh else None)
         for i, sh in zip(idx, res):
             out[i] = sh
     return out
