@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tracker.effects import EventTimes, effect_record, final_at, needs_from, unreliable, us
+from tracker.effects import EventTimes, effect_records, final_at, needs_from, unreliable, us
 from tracker.history import HistoryReader, RuleEvent
 from tracker.metrics import MetricsReader, SampleBuffer
 from tracker.report import Reporter
@@ -117,10 +117,9 @@ class Tracker:
             (done if ready else keep).append(ev)
         if not done:
             return
-        records = []
-        for ev in done:
-            rec = effect_record(ev, self.buffer, self.s, self.times.confounded(ev.t_us, self.s))
-            records.append(rec)
+        records = effect_records(done, self.buffer, self.s,
+                                 [self.times.confounded(ev.t_us, self.s) for ev in done])
+        for rec in records:
             self.summary.unreliable += unreliable(rec)
             self.summary.confounded += rec["confounded"] == "1"
             v = rec["verdict"]

@@ -65,31 +65,42 @@ def _screen(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     A Hampel filter over 3 samples: a glitch is further from the median of itself and its
     two neighbours (at the ends: of the first or last three) than HAMPEL_K robust sds of the
-    sample-to-sample changes (1.4826 x their median absolute size). A real step is followed
-    by the local median, so it is never a glitch. Fewer than 5 samples: too few to tell a
-    glitch from the signal; nothing is screened.
+    sample-to-sample changes (1.4826 x their median absolute size), and is replaced by that
+    median. A real step is followed by the local median, so it is never a glitch. Fewer
+    than 5 samples: too few to tell a glitch from the signal; nothing is screened.
     """
     n = x.shape[1]
     if n < 5:
         return x, np.zeros(x.shape, dtype=bool)
-    a, b, c = x[:, :-2], x[:, 1:-1], x[:, 2:]
-    mid = np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
-    med = np.concatenate((mid[:, :1], mid, mid[:, -1:]), axis=1)
-    dev = np.abs(x - med)
-    step = np.abs(np.diff(x, axis=1))
+    d = np.diff(x, axis=1)
+    step = np.abs(d)
     half = step.shape[1] // 2  # the upper median: np.median costs more than all the rest
     scale = 1.4826 * np.partition(step, half, axis=1)[:, half:half + 1]
     # Mostly constant data has a median change of 0: the mean change still sees a spike.
     scale = np.where(scale > 0, scale, 1.2533 / (n - 1) * step.sum(axis=1, keepdims=True))
-    bad = dev > HAMPEL_K * scale
-    return np.where(bad, med, x), bad
+    limit = HAMPEL_K * scale
+    # Inside: a sample off the median of three is a peak or a dip (the changes into and out
+    # of it have opposite signs), and its distance to that median is the smaller change.
+    bad = np.zeros(x.shape, dtype=bool)
+    bad[:, 1:-1] = (d[:, :-1] * d[:, 1:] < 0) & (np.minimum(step[:, :-1], step[:, 1:]) > limit)
+    # The ends, against the median of the first or last three samples.
+    for end, three in ((0, x[:, :3]), (n - 1, x[:, -3:])):
+        bad[:, end] = np.abs(x[:, end] - np.median(three, axis=1)) > limit[:, 0]
+    if not bad.any():
+        return x, bad
+    rows, cols = np.nonzero(bad)
+    clean = x.copy()
+    for r, c in zip(rows.tolist(), cols.tolist()):
+        lo, hi = (0, 3) if c == 0 else (n - 3, n) if c == n - 1 else (c - 1, c + 2)
+        clean[r, c] = float(np.median(x[r, lo:hi]))
+    return clean, bad
 
 
-def mean_factor(rho: float, n: int) -> float:
+def mean_factor(rho: np.ndarray, n: int) -> np.ndarray:
     """n * Var(mean of n AR(1) samples) / Var(one sample), exact for finite n."""
-    if n <= 1 or rho <= 0:
-        return 1.0
-    r = min(rho, RHO_MAX)
+    if n <= 1:
+        return np.ones_like(rho)
+    r = np.clip(rho, 1e-12, RHO_MAX)  # rho = 0 (white noise) gives 1 through the limit
     q = 1.0 - r
     return (1.0 + r) / q - 2.0 * r * (1.0 - r ** n) / (n * q * q)
 
@@ -98,33 +109,39 @@ _Z_TAIL = NormalDist().inv_cdf((1.0 - LEVEL) / 2)
 
 
 def t_quantile(df: float) -> float:
-    """The two-sided LEVEL critical value of Student's t with df degrees of freedom.
+    """The two-sided LEVEL critical value of Student's t with df degrees of freedom."""
+    return float(t_quantiles(np.array([df], dtype=float))[0])
+
+
+def t_quantiles(df: np.ndarray) -> np.ndarray:
+    """t_quantile of each element.
 
     Hill's approximation (CACM algorithm 396, 1970), within 0.5% for df >= 2; below, where
     it is worse, the t distribution itself inverted (rare: windows of a few samples).
     """
-    df = max(df, DF_MIN)
-    if df < 2:
-        # Rounded down: fewer degrees of freedom, a wider interval, never a narrower one.
-        return _t_quantile_exact(int(df * 100))
+    with np.errstate(all="ignore"):  # both branches are computed; one is taken
+        return _hill(np.maximum(np.nan_to_num(df, nan=DF_MIN), DF_MIN))
+
+
+def _hill(df: np.ndarray) -> np.ndarray:
     p2 = 1.0 - LEVEL
     a = 1 / (df - 0.5)
     b = 48 / (a * a)
     c = ((20700 * a / b - 98) * a - 16) * a + 96.36
-    d = ((94.5 / (b + c) - 3) / b + 1) * math.sqrt(a * math.pi / 2) * df
+    d = ((94.5 / (b + c) - 3) / b + 1) * np.sqrt(a * math.pi / 2) * df
     y = (d * p2) ** (2 / df)
-    if y > 0.05 + a:
-        x = _Z_TAIL
-        y = x * x
-        if df < 5:
-            c += 0.3 * (df - 4.5) * (x + 0.6)
-        c = (((0.05 * d * x - 5) * x - 7) * x - 2) * x + b + c
-        y = (((((0.4 * y + 6.3) * y + 36) * y + 94.5) / c - y - 3) / b + 1) * x
-        y = math.expm1(a * y * y)
-    else:
-        y = (((1 / (((df + 6) / (df * y) - 0.089 * d - 0.822) * (df + 2) * 3)
-               + 0.5 / (df + 4)) * y - 1) * (df + 1) / (df + 2) + 1 / y)
-    return math.sqrt(df * y)
+    x = _Z_TAIL
+    c = np.where(df < 5, c + 0.3 * (df - 4.5) * (x + 0.6), c)
+    c = (((0.05 * d * x - 5) * x - 7) * x - 2) * x + b + c
+    z = (((((0.4 * x * x + 6.3) * x * x + 36) * x * x + 94.5) / c - x * x - 3) / b + 1) * x
+    wide = np.expm1(a * z * z)
+    near = (((1 / (((df + 6) / (df * y) - 0.089 * d - 0.822) * (df + 2) * 3)
+              + 0.5 / (df + 4)) * y - 1) * (df + 1) / (df + 2) + 1 / y)
+    t = np.sqrt(df * np.where(y > 0.05 + a, wide, near))
+    for i in np.flatnonzero(df < 2).tolist():
+        # Rounded down: fewer degrees of freedom, a wider interval, never a narrower one.
+        t[i] = _t_quantile_exact(int(df[i] * 100))
+    return t
 
 
 @lru_cache(maxsize=256)
@@ -204,9 +221,9 @@ def _shifts(pre: np.ndarray, post: np.ndarray, plain: Sequence[float],
     glitches = bad[:, m * n0:].sum(axis=1)
     means0, ss0, lag0 = _demeaned(clean[:, : (m + 1) * n0], m + 1)  # history, then pre
     means1, ss1, lag1 = _demeaned(clean[:, (m + 1) * n0:], 1)
-    centre = (means1[:, 0] - means0[:, -1]).tolist()
-    # Per signal from here: a few scalars each, quicker as floats than as tiny arrays.
-    ss = (ss0.sum(axis=1) + ss1[:, 0]).tolist()
+    centre = means1[:, 0] - means0[:, -1]
+    plain = np.asarray(plain, dtype=float)
+    ss = ss0.sum(axis=1) + ss1[:, 0]
     # Windows shorter than RHO_MIN_N are too short to estimate the correlation from.
     use0, use1 = n0 >= RHO_MIN_N, n1 >= RHO_MIN_N
     learn = use0 or use1
@@ -215,37 +232,32 @@ def _shifts(pre: np.ndarray, post: np.ndarray, plain: Sequence[float],
         lag, total = lag + lag0.sum(axis=1), total + ss0.sum(axis=1)
     if use1:
         lag, total = lag + lag1[:, 0], total + ss1[:, 0]
-    lags, totals = lag.tolist(), total.tolist()
     # The lag-1 autocorrelation pooled over P demeaned windows of N samples in all is
     # biased low by about (P (1 + 3 rho) + rho) / N: each window's own mean takes
     # (1 + 3 rho) / n (Marriott & Pope 1954), the ratio of sums rho / N more; solved for
     # rho. Checked by simulation for rho 0.8-0.97 and 2-6 windows of 146.
-    p = (m + 1) * use0 + use1
-    big_n = (m + 1) * n0 * use0 + n1 * use1
-    out = []
-    for i in range(k):
-        if learn:
-            r = lags[i] / totals[i] if totals[i] > 0 else 0.0
-            rho = min(max((big_n * r + p) / (big_n - 3 * p - 1), 0.0), RHO_MAX)
-        else:
-            rho = RHO_PRIOR
-        f0, f1 = mean_factor(rho, n0), mean_factor(rho, n1)
-        # E[sum of squares about a window's mean] = var * (n - f): the mean ate f of it.
-        room = (m + 1) * (n0 - f0) + (n1 - f1)
-        # One sample a side says nothing of how much the signal wanders; nor do a few
-        # equal ones (a long constant stretch does: then the interval is the point Δ).
-        if not room > 1e-9 or (ss[i] == 0 and not learn):
-            out.append(Shift(None, None, None, int(glitches[i])))
-            continue
-        var = ss[i] / room
-        df = (m + 1) * (n0 - f0) / f0 + (n1 - f1) / f1
-        half = t_quantile(df) * math.sqrt(var * (f0 / n0 + f1 / n1))
-        lo, hi = min(centre[i] - half, plain[i]), max(centre[i] + half, plain[i])
-        if not (math.isfinite(lo) and math.isfinite(hi)):  # values near the float limit
-            out.append(Shift(None, None, None, int(glitches[i])))
-            continue
-        out.append(Shift(lo, hi, math.sqrt(var), int(glitches[i])))
-    return out
+    if learn:
+        p = (m + 1) * use0 + use1
+        big_n = (m + 1) * n0 * use0 + n1 * use1
+        r = np.where(total > 0, lag / np.where(total > 0, total, 1.0), 0.0)
+        rho = np.clip((big_n * r + p) / (big_n - 3 * p - 1), 0.0, RHO_MAX)
+    else:
+        rho = np.full(k, RHO_PRIOR)
+    f0, f1 = mean_factor(rho, n0), mean_factor(rho, n1)
+    # E[sum of squares about a window's mean] = var * (n - f): the mean ate f of it.
+    room = (m + 1) * (n0 - f0) + (n1 - f1)
+    # One sample a side says nothing of how much the signal wanders; nor do a few equal
+    # ones (a long constant stretch does: then the interval is the point Δ).
+    known = (room > 1e-9) & ((ss > 0) | learn)
+    var = ss / np.where(known, room, 1.0)
+    df = (m + 1) * (n0 - f0) / f0 + (n1 - f1) / f1
+    half = t_quantiles(df) * np.sqrt(var * (f0 / n0 + f1 / n1))
+    lo = np.minimum(centre - half, plain)
+    hi = np.maximum(centre + half, plain)
+    known &= np.isfinite(lo) & np.isfinite(hi)  # values near the float limit
+    return [Shift(lo_i, hi_i, sd_i, g) if ok else Shift(None, None, None, g)
+            for ok, lo_i, hi_i, sd_i, g in zip(known.tolist(), lo.tolist(), hi.tolist(),
+                                                np.sqrt(var).tolist(), glitches.tolist())]
 
 
 def shift(pre: Sequence[float], post: Sequence[float], plain: float | None = None) -> Shift:
