@@ -1,4 +1,5 @@
-"""The effect of one rule change: means of each signal just before and just after it."""
+"""The effect of one rule change: means of each signal just before and just after it, and
+how sure each difference is (tracker/stats.py)."""
 
 from __future__ import annotations
 
