@@ -13,7 +13,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from exporter.sources import DataRoot
 from tracker import contract as names
-from tracker.contract import SHORT, SIGNALS
+from tracker.contract import SHORT, SIGNALS, VERDICTS
 from tracker.history import RuleEvent
 from tracker.store import row_key
 
@@ -33,6 +33,22 @@ def _delta_label(row: dict[str, str] | None, short: str) -> str:
         return "pending"
     v = _float(row.get(f"d_{short}"))
     return "n/a" if v is None else f"{v:.4g}"
+
+
+def _verdict(row: dict[str, str] | None) -> str | None:
+    """The row's verdict; None for a row without one (a file written before verdicts)."""
+    v = None if row is None else row.get("verdict")
+    return v if v in VERDICTS else None
+
+
+def _verdict_label(row: dict[str, str] | None) -> str:
+    return "pending" if row is None else _verdict(row) or "n/a"
+
+
+def _state_set(g: GaugeMetricFamily, labels: list[str], current: str) -> None:
+    """One series per verdict, 1 for the current one (a state set)."""
+    for v in VERDICTS:
+        g.add_metric([*labels, v], 1 if v == current else 0)
 
 
 @dataclass
@@ -146,6 +162,24 @@ class LumenCollector:
                                       "rule change with a written effect.", labels=["rule"])
                 g.add_metric([d.last_row["rule"]], v)
                 yield g
+                for bound, word in (("lo", "Lower"), ("hi", "Upper")):
+                    b = _float(d.last_row.get(f"d_{short}_{bound}"))
+                    if b is None:
+                        continue
+                    g = GaugeMetricFamily(names.last_delta(name, bound),
+                                          f"{word} end of the 95% interval of Δ {name} of the "
+                                          "most recent rule change with a written effect.",
+                                          labels=["rule"])
+                    g.add_metric([d.last_row["rule"]], b)
+                    yield g
+            verdict = _verdict(d.last_row)
+            if verdict is not None:
+                g = GaugeMetricFamily(names.LAST_VERDICT,
+                                      "Verdict on the most recent rule change with a written "
+                                      "effect: 1 for its verdict, 0 for the others.",
+                                      labels=["rule", "verdict"])
+                _state_set(g, [d.last_row["rule"]], verdict)
+                yield g
 
         yield from self._per_rule(d)
 
@@ -242,39 +276,55 @@ class LumenCollector:
             "n_post": GaugeMetricFamily(names.EFFECT_POST_SAMPLES,
                                         f"Samples in the post window ({few}).",
                                         labels=label),
+            "lo": GaugeMetricFamily(names.EFFECT_DELTA_LO,
+                                    "Lower end of the 95% interval of each rule's latest Δ.",
+                                    labels=label),
+            "hi": GaugeMetricFamily(names.EFFECT_DELTA_HI,
+                                    "Upper end of the 95% interval of each rule's latest Δ.",
+                                    labels=label),
         }
+        verdicts = GaugeMetricFamily(names.EFFECT_VERDICT,
+                                     "Verdict on each rule's latest effect: 1 for its verdict, "
+                                     "0 for the others.", labels=["rule", "verdict"])
         confounded = GaugeMetricFamily(names.EFFECT_CONFOUNDED,
                                        "1 when another change fell inside the windows.",
                                        labels=["rule"])
+        # The verdict rides on the time series too, so an alert reads one series a rule.
         when = GaugeMetricFamily(names.EFFECT_TIME,
-                                 "Unix time of the change behind each rule's latest effect.",
-                                 labels=["rule"])
+                                 "Unix time of the change behind each rule's latest effect; "
+                                 "verdict: that effect's verdict.", labels=["rule", "verdict"])
         for rule, (row, t_us) in sorted(d.per_rule.items()):
             for name, short in zip(SIGNALS, SHORT):
                 for key, col in (("delta", f"d_{short}"), ("pre", f"pre_{short}"),
                                  ("post", f"post_{short}"), ("n_pre", f"n_pre_{short}"),
-                                 ("n_post", f"n_post_{short}")):
+                                 ("n_post", f"n_post_{short}"), ("lo", f"d_{short}_lo"),
+                                 ("hi", f"d_{short}_hi")):
                     v = _float(row.get(col))
                     if v is not None:
                         fams[key].add_metric([rule, name], v)
             if row.get("confounded") in ("0", "1"):
                 confounded.add_metric([rule], int(row["confounded"]))
-            when.add_metric([rule], t_us / 1e6)
+            verdict = _verdict(row)
+            if verdict is not None:
+                _state_set(verdicts, [rule], verdict)
+            when.add_metric([rule, verdict or ""], t_us / 1e6)
         if d.per_rule:
             yield from fams.values()
             yield confounded
             yield when
+            if verdicts.samples:
+                yield verdicts
 
     def _recent(self, d: Derived) -> Metric:
         g = GaugeMetricFamily(
             names.CHANGE_TIME,
             "Recent rule changes, for Grafana annotations: value is the change's Unix time.",
             labels=["rule", "actor", "old", "new", "d_phase", "d_entropy", "d_creative",
-                    "d_risk"])
+                    "d_risk", "verdict"])
         series: dict[tuple[str, ...], float] = {}
         for ev, row in d.recent:
             labels = (ev.rule, ev.actor, ev.old, ev.new,
-                      *(_delta_label(row, short) for short in SHORT))
+                      *(_delta_label(row, short) for short in SHORT), _verdict_label(row))
             # Two changes with identical labels would be one series twice: keep the newest.
             series[labels] = max(series.get(labels, 0.0), ev.t_us / 1e6)
         for labels, v in series.items():

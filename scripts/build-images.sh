@@ -60,7 +60,7 @@ if [ "${LUMEN_AIRGAP_REBUILD:-0}" = 1 ] || ! image_exists "$PYTHON_BASE"; then
     # apt stays in (variant apt) so that the Dockerfile can be built on it like on any
     # Debian image; the libraries are preinstalled so that it needs no mirror.
     rootfs "$workdir/python.tar" apt \
-        python3,python3-prometheus-client,python3-dateutil,python3-yaml,tzdata
+        python3,python3-prometheus-client,python3-dateutil,python3-yaml,python3-numpy,tzdata
     docker import \
         --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
         --change 'CMD ["/bin/bash"]' \

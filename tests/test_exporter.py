@@ -19,6 +19,7 @@ from exporter import sources
 from exporter.cli import build
 from exporter.server import make_server
 from tests.rootdata import T0, append, event, sample_rows, ts, write_history, write_metrics
+from tracker.contract import VERDICTS
 from tracker.report import Reporter
 from tracker.run import run_once
 from tracker.settings import resolve
@@ -91,11 +92,49 @@ def test_full_root_value_by_value(tmp_path):
     assert (lab["d_phase"], lab["d_entropy"], lab["d_creative"], lab["d_risk"]) == (
         "2", "0", f"{(95 * 2 + 51) / 146 - 2:.4g}", "0")  # creative falls to 1 at +20 s
     assert changes["loop_rate_hz"][0]["d_phase"] == "pending"
+    # The intervals and verdicts (issue 10): phase_diff rose by exactly 2 on flat data,
+    # entropy_rate and risk_band stayed flat, creative_band's step at +20 s is no clear sign.
+    assert one(m, "lumen_rule_last_phase_diff_delta_lo", rule="creative_min") == 2.0
+    assert one(m, "lumen_rule_last_phase_diff_delta_hi", rule="creative_min") == 2.0
+    lo = one(m, "lumen_rule_last_creative_band_delta_lo", rule="creative_min")
+    hi = one(m, "lumen_rule_last_creative_band_delta_hi", rule="creative_min")
+    assert lo < (95 * 2 + 51) / 146 - 2 < 0 < hi
+    assert one(m, "lumen_rule_effect_delta_lo", rule="risk_max", metric="risk_band") == 0.0
+    assert one(m, "lumen_rule_effect_delta_hi", rule="creative_min", metric="phase_diff") == 2
+    assert {lab["verdict"]: v for lab, v in m["lumen_rule_last_verdict"]} == {
+        v: (1 if v == "caution" else 0) for v in VERDICTS}
+    states = {(lab["rule"], lab["verdict"]) for lab, v in m["lumen_rule_effect_verdict"] if v}
+    assert states == {("creative_min", "caution"), ("risk_max", "no_change")}
+    assert len(m["lumen_rule_effect_verdict"]) == 2 * len(VERDICTS)
+    assert one(m, "lumen_rule_effect_timestamp_seconds", rule="creative_min",
+               verdict="caution") == T0S
+    assert {r: lab["verdict"] for r, (lab, _) in changes.items()} == {
+        "risk_max": "no_change", "creative_min": "caution", "loop_rate_hz": "pending"}
     for f in ("metrics.csv", "rules_history.jsonl", "rules_effects.csv",
               "gateway_activation.yaml"):
         assert one(m, "lumen_input_readable", file=f) == 1
         assert one(m, "lumen_input_parse_errors_total", file=f) == 0
     assert one(m, "lumen_exporter_collect_duration_seconds") > 0
+
+
+def test_an_effects_file_without_intervals_gives_no_interval_or_verdict_series(tmp_path):
+    full_root(tmp_path)
+    p = tmp_path / "logs" / "rules_effects.csv"
+    lines = p.read_text(encoding="utf-8").splitlines()
+    cut = lines[0].split(",").index("d_phase_lo")  # the file as written before issue 10
+    p.write_text("".join(",".join(line.split(",")[:cut]) + "\n" for line in lines),
+                 encoding="utf-8")
+    m = scrape(build(str(tmp_path)))
+    assert one(m, "lumen_rule_last_phase_diff_delta", rule="creative_min") == 2.0
+    for name in ("lumen_rule_last_phase_diff_delta_lo", "lumen_rule_last_risk_band_delta_hi",
+                 "lumen_rule_last_verdict", "lumen_rule_effect_delta_lo",
+                 "lumen_rule_effect_delta_hi", "lumen_rule_effect_verdict"):
+        assert name not in m, name
+    changes = {lab["rule"]: lab for lab, _ in m["lumen_rule_change_timestamp_seconds"]}
+    assert changes["creative_min"]["verdict"] == "n/a"
+    assert one(m, "lumen_rule_effect_timestamp_seconds", rule="risk_max") == T0S - 60
+    # An empty label is no label to Prometheus: {verdict="warning"} matches none of them.
+    assert {lab.get("verdict", "") for lab, _ in m["lumen_rule_effect_timestamp_seconds"]} == {""}
 
 
 @pytest.mark.parametrize("state, value", [("unknown", 0), ("initializing", 1), ("binding", 2),

@@ -79,8 +79,10 @@ def test_the_command_on_a_fleet_prints_a_line_per_gateway_and_exits_1_on_a_broke
     p = subprocess.run(cmd, capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     assert p.stdout.splitlines() == [
-        "gateway a: written 1, pending 0, skipped lines 0 (unreliable 0, confounded 0)",
-        "gateway b: written 1, pending 0, skipped lines 0 (unreliable 0, confounded 0)"]
+        "gateway a: written 1, pending 0, skipped lines 0 (unreliable 0, confounded 0); "
+        "verdicts: inconclusive 1",
+        "gateway b: written 1, pending 0, skipped lines 0 (unreliable 0, confounded 0); "
+        "verdicts: inconclusive 1"]
     (broken / "logs" / "rules_effects.csv").write_text("foreign\n")
     p = subprocess.run(cmd, capture_output=True, text=True)
     assert p.returncode == 1

@@ -95,7 +95,9 @@ def test_the_required_alerts_exist():
     # metrics stale, tracker stalled, a rule change showing the warning pattern
     assert "lumen_metrics_last_sample_timestamp_seconds" in _expanded(alerts["LumenMetricsStale"])
     assert "lumen_rule_oldest_pending_timestamp_seconds" in _expanded(alerts["LumenTrackerStalled"])
-    assert "lumen_rule_effect_delta" in _expanded(alerts["LumenRuleWarningPattern"])
+    # The warning alert reads the verdict only, never the signs of the Δs (issue 10).
+    warning = _expanded(alerts["LumenRuleWarningPattern"])
+    assert 'verdict="warning"' in warning and "lumen_rule_effect_delta" not in warning
     for rule in alerts.values():
         assert rule["labels"]["severity"] in ("warning", "critical")
         assert rule["annotations"]["summary"] and rule["annotations"]["description"]

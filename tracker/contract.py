@@ -13,6 +13,10 @@ SHORT = ("phase", "entropy", "creative", "risk")
 # gateway_activation.yaml's gateway.status; lumen_gateway_status is the index.
 STATES = ("unknown", "initializing", "binding", "resonating", "locked")
 
+# The verdict on an effect, read on the 95% intervals of its Δs (README "How sure is an
+# effect" defines each); lumen_*_verdict state sets carry one series per name.
+VERDICTS = ("warning", "caution", "mixed", "good", "no_change", "inconclusive", "no_data")
+
 # Fewer valid samples than this on a side (10 s at 5 Hz) makes a Δ unreliable.
 UNRELIABLE_BELOW = 50
 
@@ -28,6 +32,10 @@ EFFECT_WINDOW = "lumen_effect_window_seconds"
 EFFECT_WINDOW_VARIANTS = "lumen_effect_window_variants"
 CHANGE_TIME = "lumen_rule_change_timestamp_seconds"  # one series per recent change
 EFFECT_DELTA = "lumen_rule_effect_delta"
+EFFECT_DELTA_LO = "lumen_rule_effect_delta_lo"  # 95% interval of the Δ
+EFFECT_DELTA_HI = "lumen_rule_effect_delta_hi"
+EFFECT_VERDICT = "lumen_rule_effect_verdict"  # state set, label verdict
+LAST_VERDICT = "lumen_rule_last_verdict"  # state set of the most recent event
 EFFECT_PRE_MEAN = "lumen_rule_effect_pre_mean"
 EFFECT_POST_MEAN = "lumen_rule_effect_post_mean"
 EFFECT_PRE_SAMPLES = "lumen_rule_effect_pre_samples"
@@ -44,9 +52,10 @@ def signal_gauge(signal: str) -> str:
     return f"lumen_{signal}"
 
 
-def last_delta(signal: str) -> str:
-    """Δ of the most recent event: lumen_rule_last_phase_diff_delta, ..."""
-    return f"lumen_rule_last_{signal}_delta"
+def last_delta(signal: str, bound: str = "") -> str:
+    """Δ of the most recent event (lumen_rule_last_phase_diff_delta, ...), or an end of its
+    95% interval with bound "lo" or "hi" (lumen_rule_last_phase_diff_delta_lo, ...)."""
+    return f"lumen_rule_last_{signal}_delta" + (f"_{bound}" if bound else "")
 
 
 _COUNTERS = (EVENTS, EFFECTS_WRITTEN, INPUT_PARSE_ERRORS)
@@ -57,10 +66,11 @@ EXPORTER_METRICS = frozenset(
         GATEWAY_STATUS, LAST_SAMPLE_TIME, EVENTS_PENDING, OLDEST_PENDING_TIME,
         LAST_CHANGE_TIME, EFFECT_WINDOW, EFFECT_WINDOW_VARIANTS, CHANGE_TIME, EFFECT_DELTA,
         EFFECT_PRE_MEAN, EFFECT_POST_MEAN, EFFECT_PRE_SAMPLES, EFFECT_POST_SAMPLES,
-        EFFECT_CONFOUNDED, EFFECT_TIME, INPUT_READABLE, COLLECT_DURATION,
+        EFFECT_CONFOUNDED, EFFECT_TIME, INPUT_READABLE, COLLECT_DURATION, EFFECT_DELTA_LO,
+        EFFECT_DELTA_HI, EFFECT_VERDICT, LAST_VERDICT,
         *(f"{c}_total" for c in _COUNTERS),
         *(signal_gauge(s) for s in SIGNALS),
-        *(last_delta(s) for s in SIGNALS),
+        *(last_delta(s, bound) for s in SIGNALS for bound in ("", "lo", "hi")),
     }
 )
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from tracker.contract import VERDICTS
 from tracker.csvformat import MetricsFileError
-from tracker.effects import EventTimes, effect_record, final_at, needs_from, unreliable, us
+from tracker.effects import EventTimes, effect_records, final_at, needs_from, unreliable, us
 from tracker.fileerrors import unusable
 from tracker.fleet import gateways
 from tracker.history import HistoryReader, RuleEvent
@@ -31,11 +32,13 @@ class Summary:
     bad_lines: int = 0
     unreliable: int = 0
     confounded: int = 0
+    verdicts: dict[str, int] = field(default_factory=dict)  # events written, per verdict
 
     def line(self) -> str:
+        counts = ", ".join(f"{v} {self.verdicts[v]}" for v in VERDICTS if self.verdicts.get(v))
         return (f"written {self.written}, pending {self.pending}, skipped lines "
                 f"{self.bad_lines} (unreliable {self.unreliable}, confounded "
-                f"{self.confounded})")
+                f"{self.confounded})" + (f"; verdicts: {counts}" if counts else ""))
 
 
 class Tracker:
@@ -118,12 +121,13 @@ class Tracker:
             (done if ready else keep).append(ev)
         if not done:
             return
-        records = []
-        for ev in done:
-            rec = effect_record(ev, self.buffer, self.s, self.times.confounded(ev.t_us, self.s))
-            records.append(rec)
+        records = effect_records(done, self.buffer, self.s,
+                                 [self.times.confounded(ev.t_us, self.s) for ev in done])
+        for rec in records:
             self.summary.unreliable += unreliable(rec)
             self.summary.confounded += rec["confounded"] == "1"
+            v = rec["verdict"]
+            self.summary.verdicts[v] = self.summary.verdicts.get(v, 0) + 1
         self.summary.written += self.writer.write(records)
         self.pending = keep
 

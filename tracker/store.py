@@ -23,7 +23,11 @@ COLUMNS = (
 ).split(",")
 EXTRA = (
     "guard_s,n_pre_phase,n_post_phase,n_pre_entropy,n_post_entropy,"
-    "n_pre_creative,n_post_creative,n_pre_risk,n_post_risk,confounded"
+    "n_pre_creative,n_post_creative,n_pre_risk,n_post_risk,confounded,"
+    # Issue 10: each Δ's 95% interval, the verdict, and the samples the intervals left out.
+    # A file written before keeps its own header: its new rows go without these columns.
+    "d_phase_lo,d_phase_hi,d_entropy_lo,d_entropy_hi,d_creative_lo,d_creative_hi,"
+    "d_risk_lo,d_risk_hi,verdict,n_glitches"
 ).split(",")
 HEADER = COLUMNS + EXTRA
 
