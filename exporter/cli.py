@@ -9,7 +9,7 @@ import os
 from prometheus_client import CollectorRegistry
 
 from exporter.collector import LumenCollector
-from exporter.fleet import FleetCollector
+from exporter.fleet import FleetCollector, FleetRegistry
 from exporter.server import make_server
 from tracker import options
 from tracker.report import Reporter
@@ -36,11 +36,9 @@ def parser() -> argparse.ArgumentParser:
 def build(root: str | None = None, recent: int = 50, **window) -> CollectorRegistry:
     """A registry holding the collector for a data root (also used by tests and bench)."""
     args = argparse.Namespace(root=root, **window)
-    registry = CollectorRegistry(auto_describe=False)
     rep = Reporter(log=options.logger(PROG))
-    registry.register(FleetCollector(options.settings(args), rep,
-                                     lambda root: LumenCollector(root, recent)))
-    return registry
+    return FleetRegistry(FleetCollector(options.settings(args), rep,
+                                        lambda root: LumenCollector(root, recent)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -51,6 +51,13 @@ def _state_set(g: GaugeMetricFamily, labels: list[str], current: str) -> None:
         g.add_metric([*labels, v], 1 if v == current else 0)
 
 
+def duration(started: float) -> Metric:
+    g = GaugeMetricFamily(names.COLLECT_DURATION,
+                          "Time this scrape spent reading the data root and building metrics.")
+    g.add_metric([], time.perf_counter() - started)
+    return g
+
+
 @dataclass
 class Derived:
     """What the families need from the files, rebuilt only when effects or history change."""
@@ -116,18 +123,31 @@ class LumenCollector:
     def collect(self) -> Iterator[Metric]:
         started = time.perf_counter()
         with self.lock:
-            if self.root.refresh() or self.derived is None:
-                if len(self._ts_cache) > 100_000:  # rows of a replaced history: start over
-                    self._ts_cache.clear()
-                self.derived = self._derive()
-            families = list(self._families(self.derived))
+            d = self.refresh()
+            families = [*self.live_families(d), *self.derived_families(d)]
         yield from families
-        g = GaugeMetricFamily(names.COLLECT_DURATION,
-                              "Time this scrape spent reading the data root and building metrics.")
-        g.add_metric([], time.perf_counter() - started)
-        yield g
+        yield duration(started)
 
-    def _families(self, d: Derived) -> Iterator[Metric]:
+    def refresh(self) -> Derived:
+        """Brings the sources up to date; the Derived is a new object only when effects or
+        history changed, so callers may cache what they build from it by identity."""
+        if self.root.refresh() or self.derived is None:
+            if len(self._ts_cache) > 100_000:  # rows of a replaced history: start over
+                self._ts_cache.clear()
+            self.derived = self._derive()
+        return self.derived
+
+    def live_families(self, d: Derived) -> list[Metric]:
+        """The families that follow the files from scrape to scrape: health, status, the
+        newest sample, counts."""
+        return list(self._live(d))
+
+    def derived_families(self, d: Derived) -> list[Metric]:
+        """The families that are a function of the effects and history alone (the bulk of
+        a scrape: per rule, per recent change)."""
+        return list(self._derived(d))
+
+    def _live(self, d: Derived) -> Iterator[Metric]:
         root = self.root
         yield from self._health()
 
@@ -152,6 +172,20 @@ class LumenCollector:
             g.add_metric([], t_us / 1e6)
             yield g
 
+        c = CounterMetricFamily(names.EVENTS, "Distinct rule changes in the history.")
+        c.add_metric([], len(root.history.events))
+        yield c
+        c = CounterMetricFamily(names.EFFECTS_WRITTEN,
+                                "Effect rows in logs/rules_effects.csv.")
+        c.add_metric([], len(root.effects.rows))
+        yield c
+        if root.history.health.readable:
+            g = GaugeMetricFamily(names.EVENTS_PENDING,
+                                  "Rule changes whose effect is not written yet.")
+            g.add_metric([], len(d.pending))
+            yield g
+
+    def _derived(self, d: Derived) -> Iterator[Metric]:
         if d.last_row is not None:
             for name, short in zip(SIGNALS, SHORT):
                 v = _float(d.last_row.get(f"d_{short}"))
@@ -183,18 +217,6 @@ class LumenCollector:
 
         yield from self._per_rule(d)
 
-        c = CounterMetricFamily(names.EVENTS, "Distinct rule changes in the history.")
-        c.add_metric([], len(root.history.events))
-        yield c
-        c = CounterMetricFamily(names.EFFECTS_WRITTEN,
-                                "Effect rows in logs/rules_effects.csv.")
-        c.add_metric([], len(root.effects.rows))
-        yield c
-        if root.history.health.readable:
-            g = GaugeMetricFamily(names.EVENTS_PENDING,
-                                  "Rule changes whose effect is not written yet.")
-            g.add_metric([], len(d.pending))
-            yield g
         if d.pending:
             g = GaugeMetricFamily(names.OLDEST_PENDING_TIME,
                                   "Unix time of the oldest rule change still pending.")

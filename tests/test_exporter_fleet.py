@@ -56,3 +56,26 @@ def test_a_single_root_is_named_by_lumen_gateway(tmp_path, monkeypatch):
     monkeypatch.setenv("LUMEN_GATEWAY", "lab")
     _, samples = _samples(build(str(tmp_path)))
     assert {s.labels["gateway"] for s in samples} == {"lab"}
+
+
+def _without_durations(text: str) -> list[str]:
+    return [line for line in text.splitlines()
+            if not line.startswith("lumen_exporter_collect_duration_seconds{")]
+
+
+def test_the_cached_exposition_is_the_plain_one_and_follows_changes(tmp_path):
+    _gateway(tmp_path, "prod", "creative_min", "locked")
+    _gateway(tmp_path, "staging", "risk_max", "binding")
+    registry = build(str(tmp_path))
+    for _ in range(2):  # the second time from the cache
+        assert _without_durations(registry.exposition().decode("utf-8")) == _without_durations(
+            generate_latest(registry).decode("utf-8"))
+    # A new rule change in one gateway (its history changed): the cache follows it.
+    with open(tmp_path / "staging" / "controls" / "rules_history.jsonl", "a") as f:
+        f.write('{"ts":"2025-10-23T13:10:20+09:00","actor":"Mira","rule":"loop_rate_hz",'
+                '"old":5,"new":6}\n')
+    text = registry.exposition().decode("utf-8")
+    assert 'lumen_rule_events_pending{gateway="staging"} 1.0' in text
+    assert 'rule="loop_rate_hz"' in text
+    assert _without_durations(text) == _without_durations(
+        generate_latest(registry).decode("utf-8"))
