@@ -5,6 +5,8 @@
 #   lumen-airgap/debian-python:bookworm   python3 + the project's libraries (LUMEN_PYTHON_IMAGE)
 #   lumen/rules-resonance-tracker:local   the project image (Dockerfile) on top of it
 #   lumen-airgap/prometheus:<version>     Debian's prometheus package (LUMEN_PROMETHEUS_IMAGE)
+#   lumen-airgap/alertmanager:<version>   Debian's prometheus-alertmanager package
+#                                         (LUMEN_ALERTMANAGER_IMAGE)
 # The variables for compose are written to build/airgap.env and printed at the end.
 #
 # Settings (environment): LUMEN_DEBIAN_MIRROR, LUMEN_DEBIAN_SECURITY_MIRROR (a local mirror
@@ -19,6 +21,7 @@ SECURITY_MIRROR=${LUMEN_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-sec
 PYTHON_BASE=lumen-airgap/debian-python:$SUITE
 PROJECT_IMAGE=lumen/rules-resonance-tracker:local
 PROMETHEUS_REPO=lumen-airgap/prometheus
+ALERTMANAGER_REPO=lumen-airgap/alertmanager
 ENV_FILE=build/airgap.env
 
 log() { printf 'build-images: %s\n' "$*" >&2; }
@@ -44,6 +47,11 @@ slim=(
 )
 
 image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
+
+# The Debian version (e.g. 2.42.0+ds-5+deb12u1) without epoch or Debian suffix names the tag.
+debian_version() {  # debian_version ROOTFS.tar FILE
+    tar -xOf "$1" "$2" | sed -e 's/^[0-9]*://' -e 's/[+~-].*//'
+}
 
 rootfs() {  # rootfs OUT.tar VARIANT PACKAGES [extra mmdebstrap options...]
     local out=$1 variant=$2 packages=$3
@@ -84,8 +92,7 @@ if [ "${LUMEN_AIRGAP_REBUILD:-0}" = 1 ] || [ -z "$existing_prometheus" ]; then
     rootfs "$workdir/prometheus.tar" essential prometheus,wget \
         --customize-hook='mkdir -p "$1/prometheus" && chown 65534:65534 "$1/prometheus"' \
         --customize-hook='chroot "$1" dpkg-query -W -f="\${Version}" prometheus > "$1/etc/prometheus-debian-version"'
-    # The Debian version (e.g. 2.42.0+ds-5+deb12u1) without epoch or Debian suffix names the tag.
-    version=$(tar -xOf "$workdir/prometheus.tar" ./etc/prometheus-debian-version | sed -e 's/^[0-9]*://' -e 's/[+~-].*//')
+    version=$(debian_version "$workdir/prometheus.tar" ./etc/prometheus-debian-version)
     [ -n "$version" ] || { log "could not read the prometheus version"; exit 1; }
     prometheus_image=$PROMETHEUS_REPO:$version
     # Same entrypoint, user, workdir and data path as prom/prometheus.
@@ -103,18 +110,45 @@ else
     log "prometheus image $prometheus_image exists (LUMEN_AIRGAP_REBUILD=1 to remake it)"
 fi
 
+existing_alertmanager=$(docker image ls --format '{{.Repository}}:{{.Tag}}' "$ALERTMANAGER_REPO" | head -n 1)
+if [ "${LUMEN_AIRGAP_REBUILD:-0}" = 1 ] || [ -z "$existing_alertmanager" ]; then
+    log "alertmanager image (Debian's prometheus-alertmanager package, mmdebstrap)"
+    # Like prom/alertmanager: /alertmanager belongs to nobody and amtool is on the PATH, so
+    # compose passes the same arguments to either image.
+    # shellcheck disable=SC2016 # the hooks' $1 (the rootfs) is expanded by mmdebstrap
+    rootfs "$workdir/alertmanager.tar" essential prometheus-alertmanager,wget \
+        --customize-hook='mkdir -p "$1/alertmanager" && chown 65534:65534 "$1/alertmanager"' \
+        --customize-hook='chroot "$1" dpkg-query -W -f="\${Version}" prometheus-alertmanager > "$1/etc/alertmanager-debian-version"'
+    version=$(debian_version "$workdir/alertmanager.tar" ./etc/alertmanager-debian-version)
+    [ -n "$version" ] || { log "could not read the alertmanager version"; exit 1; }
+    alertmanager_image=$ALERTMANAGER_REPO:$version
+    docker import \
+        --change 'USER 65534:65534' \
+        --change 'WORKDIR /alertmanager' \
+        --change 'EXPOSE 9093' \
+        --change 'VOLUME ["/alertmanager"]' \
+        --change 'ENTRYPOINT ["/usr/bin/prometheus-alertmanager"]' \
+        --change 'CMD ["--config.file=/etc/alertmanager/alertmanager.yml", "--storage.path=/alertmanager"]' \
+        "$workdir/alertmanager.tar" "$alertmanager_image" >/dev/null
+    rm -f "$workdir/alertmanager.tar"
+else
+    alertmanager_image=$existing_alertmanager
+    log "alertmanager image $alertmanager_image exists (LUMEN_AIRGAP_REBUILD=1 to remake it)"
+fi
+
 mkdir -p "$(dirname "$ENV_FILE")"
 cat >"$ENV_FILE" <<EOF
 LUMEN_PYTHON_IMAGE=$PYTHON_BASE
 LUMEN_PROMETHEUS_IMAGE=$prometheus_image
+LUMEN_ALERTMANAGER_IMAGE=$alertmanager_image
 EOF
 
 log "done in $(( $(date +%s) - start )) s; images:"
 docker image ls --format '{{.Repository}}:{{.Tag}}  {{.Size}}' \
-    | grep -E "^($PYTHON_BASE|$PROJECT_IMAGE|$PROMETHEUS_REPO:)" | sed 's/^/    /' >&2 || true
+    | grep -E "^($PYTHON_BASE|$PROJECT_IMAGE|$PROMETHEUS_REPO:|$ALERTMANAGER_REPO:)" | sed 's/^/    /' >&2 || true
 cat >&2 <<EOF
-build-images: compose uses these images through two variables, written to $ENV_FILE:
+build-images: compose uses these images through these variables, written to $ENV_FILE:
 $(sed 's/^/    /' "$ENV_FILE")
   add them to .env (cat $ENV_FILE >> .env) or export them, then, with no Grafana image:
-    docker compose up -d --build demo tracker exporter prometheus
+    docker compose up -d --build demo tracker exporter prometheus alertmanager
 EOF

@@ -11,7 +11,7 @@ from tracker.history import HistoryReader, RuleEvent
 from tracker.metrics import MetricsReader, SampleBuffer
 from tracker.report import Reporter
 from tracker.settings import Settings
-from tracker.store import EffectsWriter
+from tracker.store import EffectsWriteError, EffectsWriter
 from tracker.timeparse import TimeParser
 
 # Rows this far out of order are still found when the reader skips to a time.
@@ -114,13 +114,15 @@ class Tracker:
             (done if ready else keep).append(ev)
         if not done:
             return
-        records = []
-        for ev in done:
-            rec = effect_record(ev, self.buffer, self.s, self.times.confounded(ev.t_us, self.s))
-            records.append(rec)
+        records = [
+            effect_record(ev, self.buffer, self.s, self.times.confounded(ev.t_us, self.s))
+            for ev in done
+        ]
+        # May raise EffectsWriteError: the events then stay pending for the next step.
+        self.summary.written += self.writer.write(records)
+        for rec in records:
             self.summary.unreliable += unreliable(rec)
             self.summary.confounded += rec["confounded"] == "1"
-        self.summary.written += self.writer.write(records)
         self.pending = keep
 
     def _trim(self) -> None:
@@ -161,11 +163,28 @@ def run_once(s: Settings, rep: Reporter) -> Summary:
 
 def follow(s: Settings, rep: Reporter, poll_s: float = 1.0,
            heartbeat: Path | None = None) -> None:
-    """Polls until interrupted; says the summary whenever a poll wrote something."""
+    """Polls until interrupted; says the summary whenever a poll wrote something.
+
+    When the effects file cannot be written (full or read-only volume), says so once per
+    cause, keeps the events pending and tries again at every poll; the heartbeat stops
+    meanwhile, so a health check sees the tracker is not doing its job.
+    """
     t = Tracker(s, rep, keep_warm=True)
+    failing: str | None = None
     while True:
-        if t.step():
-            rep.info(t.summary.line())
-        if heartbeat is not None:
-            heartbeat.touch()
+        try:
+            wrote = t.step()
+        except EffectsWriteError as e:
+            if str(e) != failing:
+                failing = str(e)
+                rep.info(f"lumen-rules-effects: {e}; {len(t.pending)} effect(s) wait, "
+                         f"trying again every {poll_s:g} s")
+        else:
+            if failing is not None:
+                failing = None
+                rep.info(f"lumen-rules-effects: {s.effects_path} is writable again")
+            if wrote:
+                rep.info(t.summary.line())
+            if heartbeat is not None:
+                heartbeat.touch()
         time.sleep(poll_s)
