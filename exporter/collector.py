@@ -4,6 +4,7 @@ and builds the families anew; nothing is kept in module-level gauges between scr
 from __future__ import annotations
 
 import math
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -41,12 +42,20 @@ class Derived:
     pending: list[RuleEvent]
     recent: list[tuple[RuleEvent, dict[str, str] | None]]
     last_change_us: int | None
+    rules_dropped: int = 0  # distinct rules over max_rules, left out of the per-rule series
+
+
+# Distinct rule label values published per family; each costs Prometheus about 22 series.
+DEFAULT_MAX_RULES = 300
 
 
 class LumenCollector:
-    def __init__(self, root: DataRoot, recent: int = 50) -> None:
+    def __init__(self, root: DataRoot, recent: int = 50,
+                 max_rules: int = DEFAULT_MAX_RULES) -> None:
         self.root = root
         self.recent = recent
+        self.max_rules = max_rules
+        self._cap_logged = False
         self.lock = threading.Lock()
         self.derived: Derived | None = None
         self._ts_cache: dict[str, int | None] = {}
@@ -72,6 +81,18 @@ class LumenCollector:
                 per_rule[r["rule"]] = (r, t)
             if last is None or t >= last[0]:
                 last = (t, r)
+        dropped = max(0, len(per_rule) - self.max_rules)
+        if dropped:
+            # A history with thousands of rule names (a bug, a typo loop) must not cost
+            # Prometheus thousands of series: the most recently changed rules stay.
+            newest = sorted(per_rule.items(), key=lambda kv: kv[1][1], reverse=True)
+            per_rule = dict(newest[: self.max_rules])
+            if not self._cap_logged:
+                self._cap_logged = True
+                print(f"lumen-exporter: {len(per_rule) + dropped} distinct rule names, over "
+                      f"--max-rules {self.max_rules}: the {self.max_rules} most recently "
+                      "changed are published, the rest are counted in "
+                      "lumen_rule_labels_dropped", file=sys.stderr, flush=True)
         events = sorted(self.root.history.events.values(), key=lambda e: e.t_us)
         keys = self.root.effects.keys
         pending = [e for e in events if e.key not in keys]
@@ -82,6 +103,7 @@ class LumenCollector:
             pending=pending,
             recent=recent,
             last_change_us=events[-1].t_us if events else None,
+            rules_dropped=dropped,
         )
 
     def describe(self) -> list[Metric]:
@@ -138,6 +160,11 @@ class LumenCollector:
                 yield g
 
         yield from self._per_rule(d)
+        g = GaugeMetricFamily("lumen_rule_labels_dropped",
+                              "Distinct rules left out of the per-rule series (over "
+                              "--max-rules, the least recently changed).")
+        g.add_metric([], d.rules_dropped)
+        yield g
 
         c = CounterMetricFamily("lumen_rule_events", "Distinct rule changes in the history.")
         c.add_metric([], len(root.history.events))

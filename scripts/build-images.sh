@@ -63,12 +63,18 @@ rootfs() {  # rootfs OUT.tar VARIANT PACKAGES [extra mmdebstrap options...]
 
 start=$(date +%s)
 
-if [ "${LUMEN_AIRGAP_REBUILD:-0}" = 1 ] || ! image_exists "$PYTHON_BASE"; then
+# A base made before a library was added to the list below is made again.
+base_current() {
+    image_exists "$PYTHON_BASE" && docker run --rm --network none "$PYTHON_BASE" /usr/bin/python3 \
+        -c 'import prometheus_client, dateutil, yaml, numpy, bcrypt' >/dev/null 2>&1
+}
+
+if [ "${LUMEN_AIRGAP_REBUILD:-0}" = 1 ] || ! base_current; then
     log "python base $PYTHON_BASE (mmdebstrap)"
     # apt stays in (variant apt) so that the Dockerfile can be built on it like on any
     # Debian image; the libraries are preinstalled so that it needs no mirror.
     rootfs "$workdir/python.tar" apt \
-        python3,python3-prometheus-client,python3-dateutil,python3-yaml,python3-numpy,tzdata
+        python3,python3-prometheus-client,python3-dateutil,python3-yaml,python3-numpy,python3-bcrypt,tzdata
     docker import \
         --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
         --change 'CMD ["/bin/bash"]' \
