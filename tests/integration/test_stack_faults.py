@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from . import dashboards
 from .conftest import (
     POST_S,
     REPO,
@@ -193,8 +194,26 @@ def _am_alerts(stack: Stack, name: str) -> list[dict]:
     return [a for a in body if a["labels"].get("alertname") == name]
 
 
+def _firing_panel(stack: Stack, at: float | None = None) -> list[tuple[str, float]]:
+    """(alertname, value) rows of the Pipeline health dashboard's "Firing Lumen alerts"."""
+    (expr,) = [
+        q.expr
+        for path in dashboards.dashboard_files(REPO / "grafana" / "dashboards")
+        for q in dashboards.queries(dashboards.load(path))
+        if q.where.startswith('panel "Firing Lumen alerts"')
+    ]
+    params = {"query": expr} | ({"time": f"{at:.3f}"} if at else {})
+    query = urllib.parse.urlencode(params)
+    status, body = http_json(f"{stack.prometheus_url}/api/v1/query?{query}")
+    assert status == 200, body
+    return [(r["metric"].get("alertname", ""), float(r["value"][1]))
+            for r in body["data"]["result"]]
+
+
 def test_stale_metrics_alert_reaches_alertmanager_and_resolves(stack: Stack) -> None:
     assert not _am_alerts(stack, "LumenMetricsStale")
+    # Before Prometheus evaluated any rule nothing fired: the panel's one "none firing" row.
+    assert _firing_panel(stack, at=stack.started_at) == [("", 0.0)]
     stopped = time.time()
     stack.gateway.stop()
     try:
@@ -202,6 +221,8 @@ def test_stale_metrics_alert_reaches_alertmanager_and_resolves(stack: Stack) -> 
         alerts = wait_for(lambda: _am_alerts(stack, "LumenMetricsStale"), timeout=150,
                           pause=2, what="LumenMetricsStale in Alertmanager")
         fired_after = time.time() - stopped
+        # Grafana's panel lists it now (the gateway still silent), without "none firing".
+        rows = _firing_panel(stack)
     finally:
         stack.gateway.resume(time.time)
     (alert,) = alerts
@@ -210,6 +231,7 @@ def test_stale_metrics_alert_reaches_alertmanager_and_resolves(stack: Stack) -> 
     assert alert["labels"]["severity"] == "critical"
     # 30 s without a sample, then 30 s pending (less the last sample's 0.2 s and rounding).
     assert fired_after >= 55, f"fired after {fired_after:.0f} s, before the rule allows"
+    assert ("LumenMetricsStale", 1.0) in rows and ("", 0.0) not in rows, rows
 
     wait_for(lambda: not _am_alerts(stack, "LumenMetricsStale"), timeout=60, pause=2,
              what="LumenMetricsStale to resolve")
