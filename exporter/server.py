@@ -62,14 +62,20 @@ def make_server(registry: CollectorRegistry, bind: str, port: int,
         request_queue_size = 128  # many clients at once must queue, not be refused
 
         def finish_request(self, request, client_address) -> None:
-            if web.ssl_context is not None:
-                # The handshake runs here, in the connection's own thread, not in accept().
-                request.settimeout(HANDSHAKE_TIMEOUT_S)
-                try:
-                    request = web.ssl_context.wrap_socket(request, server_side=True)
-                except (ssl.SSLError, OSError):
-                    return  # not TLS, a refused certificate, or gone: nothing to answer
-                request.settimeout(None)
-            super().finish_request(request, client_address)
+            if web.ssl_context is None:
+                super().finish_request(request, client_address)
+                return
+            # The handshake runs here, in the connection's own thread, not in accept().
+            request.settimeout(HANDSHAKE_TIMEOUT_S)
+            try:
+                tls = web.ssl_context.wrap_socket(request, server_side=True)
+            except (ssl.SSLError, OSError):
+                return  # not TLS, a refused certificate, or gone: nothing to answer
+            tls.settimeout(None)
+            try:
+                super().finish_request(tls, client_address)
+            finally:
+                # wrap_socket took over the connection: the server closes only the husk.
+                self.shutdown_request(tls)
 
     return Server((bind, port), Handler)
