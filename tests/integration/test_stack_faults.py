@@ -88,10 +88,14 @@ def _written(counts: dict[tuple[str, ...], int], change: Change) -> int:
 def _changes(stack: Stack, n: int, gap_s: int, actor: str, rule: str, on_each=None):
     """n rule changes gap_s apart, at whole seconds ahead of the samples; on_each(i) after
     the i-th is appended."""
-    made = []
-    t0 = int(time.time()) + 2
+    made: list[Change] = []
     for i in range(n):
-        change = Change(t0 + i * gap_s, actor, rule, i, i + 1, (0.3, 0.5, 0.22 + i / 100, 0.1))
+        # gap_s after the previous one, and never at an instant the samples have reached
+        # (a slow docker exec in on_each may have taken the planned one).
+        t = int(time.time()) + 2
+        if made:
+            t = max(t, made[-1].unix_s + gap_s)
+        change = Change(t, actor, rule, i, i + 1, (0.3, 0.5, 0.22 + i / 100, 0.1))
         while time.time() < change.unix_s - 1:  # appended shortly before it happens
             time.sleep(0.1)
         stack.gateway.record(change)
