@@ -8,13 +8,14 @@ ARG PYTHON_IMAGE=debian:bookworm-slim
 FROM ${PYTHON_IMAGE}
 
 # The air-gapped base already has everything: skip apt there (it may have no mirror).
-RUN if /usr/bin/python3 -c 'import prometheus_client, dateutil, yaml, numpy, zoneinfo; \
+RUN if /usr/bin/python3 -c 'import prometheus_client, dateutil, yaml, numpy, bcrypt, zoneinfo; \
             zoneinfo.ZoneInfo("Asia/Seoul")' 2>/dev/null; then \
         echo "python3 and its libraries are already in the base image"; \
     else \
         apt-get update \
         && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-            python3 python3-prometheus-client python3-dateutil python3-yaml python3-numpy tzdata \
+            python3 python3-prometheus-client python3-dateutil python3-yaml python3-numpy \
+            python3-bcrypt tzdata \
         && rm -rf /var/lib/apt/lists/*; \
     fi
 

@@ -3,6 +3,7 @@ and builds the families anew; nothing is kept in module-level gauges between scr
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -58,6 +59,10 @@ def duration(started: float) -> Metric:
     return g
 
 
+# Distinct rule label values published per family; each costs Prometheus about 22 series.
+DEFAULT_MAX_RULES = 300
+
+
 @dataclass
 class Derived:
     """What the families need from the files, rebuilt only when effects or history change."""
@@ -69,12 +74,16 @@ class Derived:
     last_change_us: int | None
     windows: dict[str, str]  # pre/post/guard of the row written last, as written
     window_variants: int
+    rules_dropped: int = 0  # distinct rules over max_rules, left out of the per-rule series
 
 
 class LumenCollector:
-    def __init__(self, root: DataRoot, recent: int = 50) -> None:
+    def __init__(self, root: DataRoot, recent: int = 50,
+                 max_rules: int = DEFAULT_MAX_RULES) -> None:
         self.root = root
         self.recent = recent
+        self.max_rules = max_rules
+        self._cap_logged = False
         self.lock = threading.Lock()
         self.derived: Derived | None = None
         self._ts_cache: dict[str, int | None] = {}
@@ -100,6 +109,19 @@ class LumenCollector:
                 per_rule[r["rule"]] = (r, t)
             if last is None or t >= last[0]:
                 last = (t, r)
+        dropped = max(0, len(per_rule) - self.max_rules)
+        if dropped:
+            # A history with thousands of rule names (a bug, a typo loop) must not cost
+            # Prometheus thousands of series: the most recently changed rules stay.
+            newest = sorted(per_rule.items(), key=lambda kv: kv[1][1], reverse=True)
+            per_rule = dict(newest[: self.max_rules])
+            if not self._cap_logged:
+                self._cap_logged = True
+                logging.getLogger("lumen-exporter").warning(
+                    "%s: %d distinct rule names, over --max-rules %d: the %d most recently "
+                    "changed are published, the rest are counted in %s",
+                    self.root.settings.effects_path, len(per_rule) + dropped, self.max_rules,
+                    self.max_rules, names.RULE_LABELS_DROPPED)
         events = sorted(self.root.history.events.values(), key=lambda e: e.t_us)
         keys = self.root.effects.keys
         pending = [e for e in events if e.key not in keys]
@@ -115,6 +137,7 @@ class LumenCollector:
             pending=pending,
             recent=recent,
             last_change_us=events[-1].t_us if events else None,
+            rules_dropped=dropped,
         )
 
     def describe(self) -> list[Metric]:
@@ -216,6 +239,11 @@ class LumenCollector:
                 yield g
 
         yield from self._per_rule(d)
+        g = GaugeMetricFamily(names.RULE_LABELS_DROPPED,
+                              "Distinct rules left out of the per-rule series (over "
+                              "--max-rules, the least recently changed).")
+        g.add_metric([], d.rules_dropped)
+        yield g
 
         if d.pending:
             g = GaugeMetricFamily(names.OLDEST_PENDING_TIME,

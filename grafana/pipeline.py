@@ -171,18 +171,27 @@ def _trends(layout: Layout) -> None:
     layout.add(
         table_panel(
             "Firing Lumen alerts",
-            "Alerts from prometheus/rules that are firing now.",
+            "Alerts from prometheus/rules that are firing now, as Prometheus sends them to "
+            "Alertmanager (http://127.0.0.1:9093 routes, silences and delivers them). "
+            "One row saying \"none firing\" when none is.",
             [
                 query(
-                    'ALERTS{alertname=~"Lumen.*", alertstate="firing"}',
+                    # vector(0) gives the "none firing" row only when no alert fires.
+                    'ALERTS{alertname=~"Lumen.*", alertstate="firing"} or on() vector(0)',
                     instant=True,
                     table=True,
                 )
             ],
-            order=["alertname", "severity"],
-            rename={},
-            hide=("Time", "Value", "__name__", "alertstate"),
-            overrides=[],
+            order=["Value", "alertname", "severity"],
+            rename={"Value": "state"},
+            hide=("Time", "__name__", "alertstate"),
+            overrides=[
+                override(
+                    "state",  # overrides name the columns as renamed
+                    mappings=[value_text({"1": ("firing", "red"), "0": ("none firing", "green")})],
+                    custom__cellOptions={"type": "color-text"},
+                )
+            ],
             sort_by="alertname",
             descending=False,
         ),

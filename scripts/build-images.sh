@@ -5,6 +5,8 @@
 #   lumen-airgap/debian-python:bookworm   python3 + the project's libraries (LUMEN_PYTHON_IMAGE)
 #   lumen/rules-resonance-tracker:local   the project image (Dockerfile) on top of it
 #   lumen-airgap/prometheus:<version>     Debian's prometheus package (LUMEN_PROMETHEUS_IMAGE)
+#   lumen-airgap/alertmanager:<version>   Debian's prometheus-alertmanager package
+#                                         (LUMEN_ALERTMANAGER_IMAGE)
 # The variables for compose are written to build/airgap.env and printed at the end.
 #
 # Settings (environment): LUMEN_DEBIAN_MIRROR, LUMEN_DEBIAN_SECURITY_MIRROR (a local mirror
@@ -19,6 +21,7 @@ SECURITY_MIRROR=${LUMEN_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-sec
 PYTHON_BASE=lumen-airgap/debian-python:$SUITE
 PROJECT_IMAGE=lumen/rules-resonance-tracker:local
 PROMETHEUS_REPO=lumen-airgap/prometheus
+ALERTMANAGER_REPO=lumen-airgap/alertmanager
 ENV_FILE=build/airgap.env
 
 log() { printf 'build-images: %s\n' "$*" >&2; }
@@ -45,6 +48,11 @@ slim=(
 
 image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
 
+# The Debian version (e.g. 2.42.0+ds-5+deb12u1) without epoch or Debian suffix names the tag.
+debian_version() {  # debian_version ROOTFS.tar FILE
+    tar -xOf "$1" "$2" | sed -e 's/^[0-9]*://' -e 's/[+~-].*//'
+}
+
 rootfs() {  # rootfs OUT.tar VARIANT PACKAGES [extra mmdebstrap options...]
     local out=$1 variant=$2 packages=$3
     shift 3
@@ -55,66 +63,121 @@ rootfs() {  # rootfs OUT.tar VARIANT PACKAGES [extra mmdebstrap options...]
 
 start=$(date +%s)
 
-if [ "${LUMEN_AIRGAP_REBUILD:-0}" = 1 ] || ! image_exists "$PYTHON_BASE"; then
-    log "python base $PYTHON_BASE (mmdebstrap)"
-    # apt stays in (variant apt) so that the Dockerfile can be built on it like on any
-    # Debian image; the libraries are preinstalled so that it needs no mirror.
-    rootfs "$workdir/python.tar" apt \
-        python3,python3-prometheus-client,python3-dateutil,python3-yaml,python3-numpy,tzdata
-    docker import \
-        --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-        --change 'CMD ["/bin/bash"]' \
-        "$workdir/python.tar" "$PYTHON_BASE" >/dev/null
-    rm -f "$workdir/python.tar"
-else
-    log "python base $PYTHON_BASE exists (LUMEN_AIRGAP_REBUILD=1 to remake it)"
-fi
+# A base made before a library was added to the list below is made again.
+base_current() {
+    image_exists "$PYTHON_BASE" && docker run --rm --network none "$PYTHON_BASE" /usr/bin/python3 \
+        -c 'import prometheus_client, dateutil, yaml, numpy, bcrypt' >/dev/null 2>&1
+}
 
-log "project image $PROJECT_IMAGE (Dockerfile on $PYTHON_BASE)"
-# --network none: proof that the image needs nothing beyond the base (no apt, no pip).
-docker build --quiet --network none --build-arg "PYTHON_IMAGE=$PYTHON_BASE" \
-    -t "$PROJECT_IMAGE" . >/dev/null
+make_project_images() {  # the python base when missing or outdated, then the project image
+    if [ "${LUMEN_AIRGAP_REBUILD:-0}" = 1 ] || ! base_current; then
+        log "python base $PYTHON_BASE (mmdebstrap)"
+        # apt stays in (variant apt) so that the Dockerfile can be built on it like on any
+        # Debian image; the libraries are preinstalled so that it needs no mirror.
+        rootfs "$workdir/python.tar" apt \
+            python3,python3-prometheus-client,python3-dateutil,python3-yaml,python3-numpy,python3-bcrypt,tzdata
+        docker import \
+            --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+            --change 'CMD ["/bin/bash"]' \
+            "$workdir/python.tar" "$PYTHON_BASE" >/dev/null
+        rm -f "$workdir/python.tar"
+    else
+        log "python base $PYTHON_BASE exists (LUMEN_AIRGAP_REBUILD=1 to remake it)"
+    fi
 
-existing_prometheus=$(docker image ls --format '{{.Repository}}:{{.Tag}}' "$PROMETHEUS_REPO" | head -n 1)
-if [ "${LUMEN_AIRGAP_REBUILD:-0}" = 1 ] || [ -z "$existing_prometheus" ]; then
-    log "prometheus image (Debian's prometheus package, mmdebstrap)"
-    # /prometheus belongs to nobody (65534) like in the official image, so one named volume
-    # works with both; wget is there for the compose healthcheck (busybox has it upstream).
-    # shellcheck disable=SC2016 # the hooks' $1 (the rootfs) is expanded by mmdebstrap
-    rootfs "$workdir/prometheus.tar" essential prometheus,wget \
-        --customize-hook='mkdir -p "$1/prometheus" && chown 65534:65534 "$1/prometheus"' \
-        --customize-hook='chroot "$1" dpkg-query -W -f="\${Version}" prometheus > "$1/etc/prometheus-debian-version"'
-    # The Debian version (e.g. 2.42.0+ds-5+deb12u1) without epoch or Debian suffix names the tag.
-    version=$(tar -xOf "$workdir/prometheus.tar" ./etc/prometheus-debian-version | sed -e 's/^[0-9]*://' -e 's/[+~-].*//')
-    [ -n "$version" ] || { log "could not read the prometheus version"; exit 1; }
-    prometheus_image=$PROMETHEUS_REPO:$version
-    # Same entrypoint, user, workdir and data path as prom/prometheus.
-    docker import \
-        --change 'USER 65534:65534' \
-        --change 'WORKDIR /prometheus' \
-        --change 'EXPOSE 9090' \
-        --change 'VOLUME ["/prometheus"]' \
-        --change 'ENTRYPOINT ["/bin/prometheus"]' \
-        --change 'CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]' \
-        "$workdir/prometheus.tar" "$prometheus_image" >/dev/null
-    rm -f "$workdir/prometheus.tar"
-else
-    prometheus_image=$existing_prometheus
-    log "prometheus image $prometheus_image exists (LUMEN_AIRGAP_REBUILD=1 to remake it)"
-fi
+    log "project image $PROJECT_IMAGE (Dockerfile on $PYTHON_BASE)"
+    # --network none: proof that the image needs nothing beyond the base (no apt, no pip).
+    docker build --quiet --network none --build-arg "PYTHON_IMAGE=$PYTHON_BASE" \
+        -t "$PROJECT_IMAGE" . >/dev/null
+}
+
+make_prometheus() {  # writes the image's name to $workdir/prometheus.image
+    local image version existing_prometheus
+    existing_prometheus=$(docker image ls --format '{{.Repository}}:{{.Tag}}' "$PROMETHEUS_REPO" | head -n 1)
+    if [ "${LUMEN_AIRGAP_REBUILD:-0}" = 1 ] || [ -z "$existing_prometheus" ]; then
+        log "prometheus image (Debian's prometheus package, mmdebstrap)"
+        # /prometheus belongs to nobody (65534) like in the official image, so one named volume
+        # works with both; wget is there for the compose healthcheck (busybox has it upstream).
+        # shellcheck disable=SC2016 # the hooks' $1 (the rootfs) is expanded by mmdebstrap
+        rootfs "$workdir/prometheus.tar" essential prometheus,wget \
+            --customize-hook='mkdir -p "$1/prometheus" && chown 65534:65534 "$1/prometheus"' \
+            --customize-hook='chroot "$1" dpkg-query -W -f="\${Version}" prometheus > "$1/etc/prometheus-debian-version"'
+        version=$(debian_version "$workdir/prometheus.tar" ./etc/prometheus-debian-version)
+        [ -n "$version" ] || { log "could not read the prometheus version"; exit 1; }
+        image=$PROMETHEUS_REPO:$version
+        # Same entrypoint, user, workdir and data path as prom/prometheus.
+        docker import \
+            --change 'USER 65534:65534' \
+            --change 'WORKDIR /prometheus' \
+            --change 'EXPOSE 9090' \
+            --change 'VOLUME ["/prometheus"]' \
+            --change 'ENTRYPOINT ["/bin/prometheus"]' \
+            --change 'CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]' \
+            "$workdir/prometheus.tar" "$image" >/dev/null
+        rm -f "$workdir/prometheus.tar"
+    else
+        image=$existing_prometheus
+        log "prometheus image $image exists (LUMEN_AIRGAP_REBUILD=1 to remake it)"
+    fi
+    echo "$image" >"$workdir/prometheus.image"
+}
+
+make_alertmanager() {  # writes the image's name to $workdir/alertmanager.image
+    local image version existing_alertmanager
+    existing_alertmanager=$(docker image ls --format '{{.Repository}}:{{.Tag}}' "$ALERTMANAGER_REPO" | head -n 1)
+    if [ "${LUMEN_AIRGAP_REBUILD:-0}" = 1 ] || [ -z "$existing_alertmanager" ]; then
+        log "alertmanager image (Debian's prometheus-alertmanager package, mmdebstrap)"
+        # Like prom/alertmanager: /alertmanager belongs to nobody and amtool is on the PATH, so
+        # compose passes the same arguments to either image.
+        # shellcheck disable=SC2016 # the hooks' $1 (the rootfs) is expanded by mmdebstrap
+        rootfs "$workdir/alertmanager.tar" essential prometheus-alertmanager,wget \
+            --customize-hook='mkdir -p "$1/alertmanager" && chown 65534:65534 "$1/alertmanager"' \
+            --customize-hook='chroot "$1" dpkg-query -W -f="\${Version}" prometheus-alertmanager > "$1/etc/alertmanager-debian-version"'
+        version=$(debian_version "$workdir/alertmanager.tar" ./etc/alertmanager-debian-version)
+        [ -n "$version" ] || { log "could not read the alertmanager version"; exit 1; }
+        image=$ALERTMANAGER_REPO:$version
+        docker import \
+            --change 'USER 65534:65534' \
+            --change 'WORKDIR /alertmanager' \
+            --change 'EXPOSE 9093' \
+            --change 'VOLUME ["/alertmanager"]' \
+            --change 'ENTRYPOINT ["/usr/bin/prometheus-alertmanager"]' \
+            --change 'CMD ["--config.file=/etc/alertmanager/alertmanager.yml", "--storage.path=/alertmanager"]' \
+            "$workdir/alertmanager.tar" "$image" >/dev/null
+        rm -f "$workdir/alertmanager.tar"
+    else
+        image=$existing_alertmanager
+        log "alertmanager image $image exists (LUMEN_AIRGAP_REBUILD=1 to remake it)"
+    fi
+    echo "$image" >"$workdir/alertmanager.image"
+}
+
+# Independent, and mostly downloading and unpacking: made side by side.
+pids=()
+make_project_images & pids+=($!)
+make_prometheus & pids+=($!)
+make_alertmanager & pids+=($!)
+failed=0
+for pid in "${pids[@]}"; do
+    wait "$pid" || failed=1
+done
+[ "$failed" = 0 ] || { log "an image could not be made (see above)"; exit 1; }
+prometheus_image=$(cat "$workdir/prometheus.image")
+alertmanager_image=$(cat "$workdir/alertmanager.image")
 
 mkdir -p "$(dirname "$ENV_FILE")"
 cat >"$ENV_FILE" <<EOF
 LUMEN_PYTHON_IMAGE=$PYTHON_BASE
 LUMEN_PROMETHEUS_IMAGE=$prometheus_image
+LUMEN_ALERTMANAGER_IMAGE=$alertmanager_image
 EOF
 
 log "done in $(( $(date +%s) - start )) s; images:"
 docker image ls --format '{{.Repository}}:{{.Tag}}  {{.Size}}' \
-    | grep -E "^($PYTHON_BASE|$PROJECT_IMAGE|$PROMETHEUS_REPO:)" | sed 's/^/    /' >&2 || true
+    | grep -E "^($PYTHON_BASE|$PROJECT_IMAGE|$PROMETHEUS_REPO:|$ALERTMANAGER_REPO:)" | sed 's/^/    /' >&2 || true
 cat >&2 <<EOF
-build-images: compose uses these images through two variables, written to $ENV_FILE:
+build-images: compose uses these images through these variables, written to $ENV_FILE:
 $(sed 's/^/    /' "$ENV_FILE")
   add them to .env (cat $ENV_FILE >> .env) or export them, then, with no Grafana image:
-    docker compose up -d --build demo tracker exporter prometheus
+    docker compose up -d --build demo tracker exporter prometheus alertmanager
 EOF

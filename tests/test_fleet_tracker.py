@@ -59,7 +59,7 @@ def test_each_gateway_gets_its_own_effects_and_a_broken_one_stops_no_other(tmp_p
 
     (broken / "logs" / "rules_effects.csv").unlink()
     assert fleet.step() == {"a": 0, "b": 0, "c": 1}
-    assert fleet.failing == {} and "gateway c: files usable again" in out.getvalue()
+    assert fleet.failing == {} and "rules_effects.csv can be used again" in out.getvalue()
 
 
 def test_a_gateway_that_appears_is_picked_up(tmp_path):

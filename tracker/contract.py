@@ -42,6 +42,7 @@ EFFECT_PRE_SAMPLES = "lumen_rule_effect_pre_samples"
 EFFECT_POST_SAMPLES = "lumen_rule_effect_post_samples"
 EFFECT_CONFOUNDED = "lumen_rule_effect_confounded"
 EFFECT_TIME = "lumen_rule_effect_timestamp_seconds"
+RULE_LABELS_DROPPED = "lumen_rule_labels_dropped"  # rules over the exporter's --max-rules
 INPUT_READABLE = "lumen_input_readable"
 INPUT_PARSE_ERRORS = "lumen_input_parse_errors"  # counter
 COLLECT_DURATION = "lumen_exporter_collect_duration_seconds"
@@ -67,7 +68,7 @@ EXPORTER_METRICS = frozenset(
         LAST_CHANGE_TIME, EFFECT_WINDOW, EFFECT_WINDOW_VARIANTS, CHANGE_TIME, EFFECT_DELTA,
         EFFECT_PRE_MEAN, EFFECT_POST_MEAN, EFFECT_PRE_SAMPLES, EFFECT_POST_SAMPLES,
         EFFECT_CONFOUNDED, EFFECT_TIME, INPUT_READABLE, COLLECT_DURATION, EFFECT_DELTA_LO,
-        EFFECT_DELTA_HI, EFFECT_VERDICT, LAST_VERDICT,
+        EFFECT_DELTA_HI, EFFECT_VERDICT, LAST_VERDICT, RULE_LABELS_DROPPED,
         *(f"{c}_total" for c in _COUNTERS),
         *(signal_gauge(s) for s in SIGNALS),
         *(last_delta(s, bound) for s in SIGNALS for bound in ("", "lo", "hi")),

@@ -16,7 +16,7 @@ from tracker.metrics_reader import MetricsReader
 from tracker.report import Reporter
 from tracker.segments import SampleBuffer
 from tracker.settings import Settings
-from tracker.store import EffectsFileError, EffectsWriter
+from tracker.store import EffectsFileError, EffectsWriteError, EffectsWriter
 from tracker.timeparse import TimeParser
 
 # Rows this far out of order are still found when the reader skips to a time.
@@ -123,12 +123,13 @@ class Tracker:
             return
         records = effect_records(done, self.buffer, self.s,
                                  [self.times.confounded(ev.t_us, self.s) for ev in done])
+        # May raise EffectsWriteError: the events then stay pending for the next step.
+        self.summary.written += self.writer.write(records)
         for rec in records:
             self.summary.unreliable += unreliable(rec)
             self.summary.confounded += rec["confounded"] == "1"
             v = rec["verdict"]
             self.summary.verdicts[v] = self.summary.verdicts.get(v, 0) + 1
-        self.summary.written += self.writer.write(records)
         self.pending = keep
 
     def _trim(self) -> None:
@@ -182,6 +183,7 @@ class Fleet:
         self.keep_warm = keep_warm
         self.trackers: dict[str, Tracker] = {}
         self.failing: dict[str, str] = {}  # gateway -> the reason last said
+        self.unwritable: set[str] = set()  # gateways whose effects file cannot be written
         self.is_fleet = False
 
     def step(self) -> dict[str, int]:
@@ -201,12 +203,18 @@ class Fleet:
                 written[gw.name] = t.step()
             except (MetricsFileError, EffectsFileError, OSError) as e:
                 why = unusable(e) if isinstance(e, OSError) else str(e)
+                if isinstance(e, EffectsWriteError):
+                    self.unwritable.add(gw.name)
+                    why += "; its effects wait, trying again at every poll"
                 if self.failing.get(gw.name) != why:
                     self.failing[gw.name] = why
                     self.rep.error(f"{self._who(gw.name)}{why}")
                 continue
             if self.failing.pop(gw.name, None) is not None:
-                self.rep.info(f"{self._who(gw.name)}files usable again")
+                again = ("is writable again" if gw.name in self.unwritable
+                         else "can be used again")
+                self.rep.info(f"{self._who(gw.name)}{t.s.effects_path} {again}")
+            self.unwritable.discard(gw.name)
         return written
 
     def _who(self, name: str) -> str:
@@ -224,12 +232,15 @@ def follow(s: Settings, rep: Reporter, poll_s: float = 1.0,
 
     A file that cannot be used (a directory, a link loop, no permission, a bad header) is
     said once and retried at every poll: whoever fixes it need not restart the tracker.
+    While an effects file cannot be written (full or read-only volume) its events stay
+    pending and the heartbeat stops, so a health check sees the tracker is not doing its
+    job.
     """
     fleet = Fleet(s, rep, keep_warm=True)
     while True:
         wrote = [name for name, n in fleet.step().items() if n]
         for line in fleet.lines(wrote):
             rep.info(line)
-        if heartbeat is not None:
+        if heartbeat is not None and not fleet.unwritable:
             heartbeat.touch()
         time.sleep(poll_s)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tracker.fileerrors import unusable
 from tracker.filestamp import Stamp, file_stamp
 
 try:
@@ -34,6 +36,20 @@ HEADER = COLUMNS + EXTRA
 
 class EffectsFileError(Exception):
     pass
+
+
+class EffectsWriteError(EffectsFileError):
+    """The effects file cannot be written now (full or read-only volume, permissions)."""
+
+    def __init__(self, path: Path, cause: OSError) -> None:
+        if cause.errno in (errno.EISDIR, errno.ELOOP, errno.ENOTDIR):
+            # Not a passing condition of the volume: a path to fix, said as unusable files are.
+            super().__init__(unusable(cause))
+        else:
+            code = errno.errorcode.get(cause.errno or 0, "")
+            why = cause.strerror or str(cause)
+            super().__init__(f"cannot write {path}: {why}" + (f" ({code})" if code else ""))
+        self.cause = cause
 
 
 def _header_ok(fields: list[str], path: Path) -> list[str]:
@@ -106,11 +122,14 @@ class EffectsWriter:
         self.header: list[str] = HEADER
         self.keys: set[tuple[str, ...]] = set()
         self._stamp: Stamp | None = None
-        with self._locked():
-            # A copy left by a writer killed before its rename: never part of the file.
-            for stale in path.parent.glob(f".{path.name}.*.tmp"):
-                stale.unlink(missing_ok=True)
-            self._load()
+        try:
+            with self._locked():
+                # A copy left by a writer killed before its rename: never part of the file.
+                for stale in path.parent.glob(f".{path.name}.*.tmp"):
+                    stale.unlink(missing_ok=True)
+                self._load()
+        except OSError as e:
+            raise EffectsWriteError(path, e) from e
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -143,26 +162,39 @@ class EffectsWriter:
             writer.writerow(self.header)
         writer.writerows(new_rows)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
-            f.write(data + buf.getvalue().encode("utf-8"))
-            f.flush()
-            os.fsync(f.fileno())
         try:
-            os.chmod(tmp, self.path.stat().st_mode & 0o777)
-        except FileNotFoundError:
-            pass
-        # No fsync of the directory: if power fails before the rename reaches the disk,
-        # the rows are missing, not torn, and the next run computes them again.
-        os.replace(tmp, self.path)
+            with open(tmp, "wb") as f:
+                f.write(data + buf.getvalue().encode("utf-8"))
+                f.flush()
+                os.fsync(f.fileno())
+            try:
+                os.chmod(tmp, self.path.stat().st_mode & 0o777)
+            except FileNotFoundError:
+                pass
+            # No fsync of the directory: if power fails before the rename reaches the disk,
+            # the rows are missing, not torn, and the next run computes them again.
+            os.replace(tmp, self.path)
+        except OSError:
+            # A full disk leaves a partial copy: never keep it (the file itself is intact).
+            tmp.unlink(missing_ok=True)
+            raise
 
     def write(self, records: list[dict[str, str]]) -> int:
-        """Adds the records not yet in the file; returns how many were new."""
-        with self._locked():
-            if file_stamp(self.path) != self._stamp:
-                self._load()  # another writer was here
-            fresh = {row_key(r): r for r in records if row_key(r) not in self.keys}
-            if fresh:
-                self._replace([[r.get(c, "") for c in self.header] for r in fresh.values()])
-                self.keys.update(fresh)
-                self._stamp = file_stamp(self.path)
+        """Adds the records not yet in the file; returns how many were new.
+
+        Raises EffectsWriteError when the file cannot be written; nothing is then recorded
+        as written, so the same records can be written again later.
+        """
+        try:
+            with self._locked():
+                if file_stamp(self.path) != self._stamp:
+                    self._load()  # another writer was here
+                fresh = {row_key(r): r for r in records if row_key(r) not in self.keys}
+                if fresh:
+                    self._replace([[r.get(c, "") for c in self.header]
+                                   for r in fresh.values()])
+                    self.keys.update(fresh)
+                    self._stamp = file_stamp(self.path)
+        except OSError as e:
+            raise EffectsWriteError(self.path, e) from e
         return len(fresh)

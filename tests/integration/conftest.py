@@ -35,7 +35,9 @@ COMPOSE_FILE = REPO / "compose.yaml"
 AIRGAP_ENV = REPO / "build" / "airgap.env"
 IMAGE_UID = 10001  # the image's user (Dockerfile), owner of the data root in the tests
 PRE_S, POST_S, GUARD_S = 5, 5, 1
-CORE_SERVICES = ["demo", "tracker", "exporter", "prometheus"]
+CORE_SERVICES = ["demo", "tracker", "exporter", "prometheus", "alertmanager"]
+# What README tells users to type (Compose v2); CI installs it (.ci/setup-docker.sh).
+COMPOSE_COMMAND = "docker compose"
 START_TIMEOUT_S = 300
 # Why the Grafana checks were skipped, and the services' logs: shown at the end of the run.
 _grafana_skipped: list[str] = []
@@ -74,11 +76,9 @@ def _docker_available() -> bool:
 
 
 def _compose_command() -> str:
-    if _run("docker", "compose", "version").returncode == 0:
-        return "docker compose"
-    if shutil.which("docker-compose"):
-        return "docker-compose"
-    pytest.fail("neither `docker compose` nor `docker-compose` is installed")
+    if _run(*COMPOSE_COMMAND.split(), "version").returncode != 0:
+        pytest.fail(f"`{COMPOSE_COMMAND}` (Compose v2) is not installed: run .ci/setup-docker.sh")
+    return COMPOSE_COMMAND
 
 
 @dataclass
@@ -87,11 +87,14 @@ class Stack:
     gateway: Gateway
     prometheus_url: str
     exporter_url: str
+    alertmanager_url: str
     grafana_url: str | None  # None: no Grafana image here, Grafana not started
     grafana_skip_reason: str
     grafana_auth: tuple[str, str]
     started_at: float
     history_change: Change
+    compose: DockerComposeExecutor
+    services: list[str]
 
 
 @dataclass
@@ -116,6 +119,7 @@ def compose_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "LUMEN_BIND_ADDRESS": "127.0.0.1",
         "LUMEN_EXPORTER_PORT": str(_free_port()),
         "LUMEN_PROMETHEUS_PORT": str(_free_port()),
+        "LUMEN_ALERTMANAGER_PORT": str(_free_port()),
         "LUMEN_GRAFANA_PORT": str(_free_port()),
         "LUMEN_EFFECT_PRE_S": str(PRE_S),
         "LUMEN_EFFECT_POST_S": str(POST_S),
@@ -237,6 +241,27 @@ def _health(compose: DockerComposeExecutor) -> dict[str, str]:
     return states
 
 
+def wait_healthy(
+    compose: DockerComposeExecutor, services: list[str], timeout: float, what: str,
+    tolerate_unhealthy: bool = False,
+) -> dict[str, str]:
+    """Wait until every service's container runs and is healthy; their states."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            states = _health(compose)
+        except Exception:  # the engine may still be starting (after a restart)
+            states = {}
+        if len(states) == len(services) and all(s == "healthy" for s in states.values()):
+            return states
+        broken = ("exited", "dead") if tolerate_unhealthy else ("unhealthy", "exited", "dead")
+        if any(s in broken for s in states.values()):
+            pytest.fail(f"{what}: {states}\n" + _dump_logs(compose))
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not healthy after {timeout} s: {states}\n" + _dump_logs(compose))
+        time.sleep(2)
+
+
 def _dump_logs(compose: DockerComposeExecutor) -> str:
     try:
         return compose.execute("logs --no-color --tail 60").decode(errors="replace")
@@ -264,18 +289,7 @@ def stack(
     started_at = time.time()
     compose.execute("up --build -d " + " ".join(services))
 
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while True:
-        states = _health(compose)
-        if len(states) == len(services) and all(s == "healthy" for s in states.values()):
-            break
-        if any(s in ("unhealthy", "exited", "dead") for s in states.values()):
-            pytest.fail(f"stack failed to start: {states}\n" + _dump_logs(compose))
-        if time.monotonic() > deadline:
-            pytest.fail(
-                f"stack not healthy after {START_TIMEOUT_S} s: {states}\n" + _dump_logs(compose)
-            )
-        time.sleep(2)
+    wait_healthy(compose, services, START_TIMEOUT_S, "stack failed to start")
 
     def url(service: str, port: int) -> str:
         return f"http://{docker_ip}:{docker_services.port_for(service, port)}"
@@ -285,11 +299,14 @@ def stack(
         gateway=fixture_root.gateway,
         prometheus_url=url("prometheus", 9090),
         exporter_url=url("exporter", 9108),
+        alertmanager_url=url("alertmanager", 9093),
         grafana_url=url("grafana", 3000) if image else None,
         grafana_skip_reason=skip_reason,
         grafana_auth=("admin", compose_env["LUMEN_GRAFANA_ADMIN_PASSWORD"]),
         started_at=started_at,
         history_change=fixture_root.history_change,
+        compose=compose,
+        services=services,
     )
     # Kept for the end of the run, where they explain a failed test.
     _service_logs.append(_dump_logs(compose))

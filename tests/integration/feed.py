@@ -114,3 +114,12 @@ class Gateway:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+    def resume(self, clock) -> None:
+        """Write again after stop(), from now on: the samples of the pause never existed,
+        as when a real gateway was down."""
+        with self._lock:
+            now_ms = int(clock() * 1000)
+            self._next_ms = max(self._next_ms, now_ms - now_ms % TICK_MS)
+        self._stop = threading.Event()
+        self.start(clock)

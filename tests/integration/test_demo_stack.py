@@ -36,7 +36,12 @@ pytestmark = pytest.mark.integration
 PROMISE_S = 120
 EFFECTS_FILE = "/data/logs/rules_effects.csv"
 # Only the host ports are ours: everything else must be what compose.yaml does by itself.
-PORT_VARS = ("LUMEN_EXPORTER_PORT", "LUMEN_PROMETHEUS_PORT", "LUMEN_GRAFANA_PORT")
+PORT_VARS = (
+    "LUMEN_EXPORTER_PORT",
+    "LUMEN_PROMETHEUS_PORT",
+    "LUMEN_ALERTMANAGER_PORT",
+    "LUMEN_GRAFANA_PORT",
+)
 
 
 @dataclass
@@ -195,7 +200,7 @@ def test_new_user_sees_annotated_effects_within_two_minutes(
         return max(1.0, deadline - time.monotonic())
 
     try:
-        # Compose v1 waits here for the healthchecks the services depend on.
+        # Compose waits here for the healthchecks the services depend on.
         up = _compose(demo_stack, "up", "-d", *demo_stack.services, timeout=remaining())
     except subprocess.TimeoutExpired:
         pytest.fail(f"`up` still running after {PROMISE_S} s\n{_logs(demo_stack)}")

@@ -1,0 +1,155 @@
+"""The exporter beyond localhost: TLS and basic auth from an exporter-toolkit web config file,
+checked with a real TLS client against a self-signed certificate made here by openssl."""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+import ssl
+import subprocess
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from exporter import cli
+from exporter.server import make_server
+from exporter.webconfig import WebConfigError, load
+from tests.rootdata import event, sample_rows, write_history, write_metrics
+
+bcrypt = pytest.importorskip("bcrypt")
+
+
+@pytest.fixture(scope="module")
+def cert(tmp_path_factory) -> tuple[Path, Path]:
+    if shutil.which("openssl") is None:
+        pytest.fail("openssl is needed to make the test certificate")
+    d = tmp_path_factory.mktemp("tls")
+    crt, key = d / "exporter.crt", d / "exporter.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+         "-keyout", str(key), "-out", str(crt)],
+        check=True, capture_output=True,
+    )
+    return crt, key
+
+
+def serve(root: Path, web_yml: Path | None):
+    write_metrics(root, sample_rows(-60, 40))
+    write_history(root, [event(0)])
+    registry = cli.build(str(root))
+    server = make_server(registry, "127.0.0.1", 0, load(web_yml) if web_yml else None)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def get(url: str, auth: tuple[str, str] | None = None, ca: Path | None = None):
+    req = urllib.request.Request(url)
+    if auth:
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        req.add_header("Authorization", f"Basic {token}")
+    ctx = ssl.create_default_context(cafile=str(ca)) if ca else None
+    try:
+        with urllib.request.urlopen(req, timeout=10, context=ctx) as resp:
+            return resp.status, resp.read(), dict(resp.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, e.read(), dict(e.headers)
+
+
+def web_config(d: Path, crt: Path, key: Path, password: str = "s3cret",
+               prefix: str = "$2b$") -> Path:
+    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(4)).decode()
+    yml = d / "web.yml"
+    # Relative paths are read from the config file's directory, as exporter-toolkit does.
+    shutil.copy(crt, d / "exporter.crt")
+    shutil.copy(key, d / "exporter.key")
+    yml.write_text(
+        "tls_server_config:\n  cert_file: exporter.crt\n  key_file: exporter.key\n"
+        f"basic_auth_users:\n  prometheus: '{prefix}{hashed[4:]}'\n",
+        encoding="utf-8",
+    )
+    return yml
+
+
+def test_tls_and_basic_auth(tmp_path, cert):
+    crt, key = cert
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    server = serve(tmp_path / "root", web_config(conf, crt, key))
+    base = f"https://127.0.0.1:{server.server_address[1]}"
+    try:
+        status, body, _ = get(base + "/metrics", ("prometheus", "s3cret"), ca=crt)
+        assert status == 200
+        assert re.search(rb"^lumen_rule_events_total\{[^}]*\} 1\.0$", body, re.M)
+        # Again: the cached check answers the same.
+        assert get(base + "/metrics", ("prometheus", "s3cret"), ca=crt)[0] == 200
+
+        status, body, headers = get(base + "/metrics", ("prometheus", "wrong"), ca=crt)
+        assert status == 401 and b"lumen_" not in body
+        assert headers["WWW-Authenticate"].startswith("Basic")
+        assert get(base + "/metrics", ("nobody", "s3cret"), ca=crt)[0] == 401
+        assert get(base + "/metrics", ca=crt)[0] == 401
+        assert get(base + "/elsewhere", ca=crt)[0] == 401  # no redirect before auth
+        # /healthz stays open for container health checks (over TLS all the same).
+        assert get(base + "/healthz", ca=crt)[:2] == (200, b"ok\n")
+
+        # The certificate is really checked by the client: an unknown CA is refused...
+        with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+            get(base + "/healthz", ca=None)
+        # ...and plain HTTP gets no answer from the TLS port.
+        with pytest.raises((urllib.error.URLError, ConnectionError, OSError)):
+            get(f"http://127.0.0.1:{server.server_address[1]}/healthz")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_go_style_2y_hashes_are_read(tmp_path, cert):
+    crt, key = cert
+    yml = web_config(tmp_path, crt, key, prefix="$2y$")
+    config = load(yml)
+    token = base64.b64encode(b"prometheus:s3cret").decode()
+    assert config.authorized(f"Basic {token}")
+    assert not config.authorized("Basic " + base64.b64encode(b"prometheus:nope").decode())
+    assert not config.authorized("Bearer x") and not config.authorized("Basic %%%")
+
+
+def test_without_web_config_nothing_is_asked(tmp_path):
+    server = serve(tmp_path, None)
+    try:
+        status, body, _ = get(f"http://127.0.0.1:{server.server_address[1]}/metrics")
+        assert status == 200 and b"lumen_rule_events_total" in body
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("tls_server_config:\n  cert_file: a.crt\n", "key_file is required"),
+        ("tls_server_config:\n  cert_file: a.crt\n  key_file: a.key\n", "cannot load"),
+        ("basic_auth_users:\n  bob: plain\n", "bob: not a bcrypt hash"),
+        ("tls_config:\n  cert_file: a\n", "not supported here: tls_config"),
+        ("tls_server_config:\n  cert_file: a\n  key_file: b\n  cipher_suites: [x]\n",
+         "not supported here: cipher_suites"),
+        ("tls_server_config: [\n", "not valid YAML"),
+    ],
+)
+def test_a_bad_web_config_names_the_file_and_the_fault(tmp_path, text, message):
+    yml = tmp_path / "web.yml"
+    yml.write_text(text, encoding="utf-8")
+    with pytest.raises(WebConfigError) as caught:
+        load(yml)
+    assert str(caught.value).startswith(str(yml)) and message in str(caught.value)
+
+
+def test_cli_refuses_a_bad_web_config_with_exit_2(tmp_path, capsys):
+    yml = tmp_path / "web.yml"
+    yml.write_text("basic_auth_users:\n  bob: plain\n", encoding="utf-8")
+    assert cli.main(["--root", str(tmp_path), "--port", "0", "--web.config.file", str(yml)]) == 2
+    assert "web.yml: basic_auth_users: bob: not a bcrypt hash" in capsys.readouterr().err
