@@ -58,18 +58,26 @@ def test_follow_keeps_running_and_retries_until_the_file_is_fixed(tmp_path):
     metrics.mkdir()
     log = io.StringIO()
     s = resolve(str(tmp_path), env={})
-    t = threading.Thread(target=follow, args=(s, Reporter(log), 0.05), daemon=True)
+    stop = threading.Event()
+    t = threading.Thread(target=follow, args=(s, Reporter(log), 0.05), kwargs={"stop": stop},
+                         daemon=True)
     t.start()
-    time.sleep(0.5)
-    assert t.is_alive() and effects(tmp_path) == []
-    assert log.getvalue().count("cannot use: it is a directory") == 1  # said once
-    metrics.rmdir()
-    metrics.write_bytes(saved)
-    for _ in range(100):
-        if effects(tmp_path):
-            break
-        time.sleep(0.05)
-    assert len(effects(tmp_path)) == 1
+    try:
+        time.sleep(0.5)
+        assert t.is_alive() and effects(tmp_path) == []
+        assert log.getvalue().count("cannot use: it is a directory") == 1  # said once
+        metrics.rmdir()
+        metrics.write_bytes(saved)
+        for _ in range(100):
+            if effects(tmp_path):
+                break
+            time.sleep(0.05)
+        assert len(effects(tmp_path)) == 1
+    finally:
+        # A follow left running would sleep through later tests' patched clocks.
+        stop.set()
+        t.join(5)
+    assert not t.is_alive()
 
 
 def test_a_line_without_end_costs_bounded_memory(tmp_path, monkeypatch):

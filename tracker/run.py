@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -227,17 +228,18 @@ class Fleet:
 
 
 def follow(s: Settings, rep: Reporter, poll_s: float = 1.0,
-           heartbeat: Path | None = None) -> None:
+           heartbeat: Path | None = None, stop: threading.Event | None = None) -> None:
     """Polls every gateway until interrupted; says a gateway's summary when it wrote.
 
     A file that cannot be used (a directory, a link loop, no permission, a bad header) is
     said once and retried at every poll: whoever fixes it need not restart the tracker.
     While an effects file cannot be written (full or read-only volume) its events stay
     pending and the heartbeat stops, so a health check sees the tracker is not doing its
-    job.
+    job. `stop`, when given and set, ends the loop after its poll (an embedding program's
+    clean shutdown; the command runs until interrupted).
     """
     fleet = Fleet(s, rep, keep_warm=True)
-    while True:
+    while stop is None or not stop.is_set():
         wrote = [name for name, n in fleet.step().items() if n]
         for line in fleet.lines(wrote):
             rep.info(line)
