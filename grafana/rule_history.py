@@ -195,22 +195,39 @@ def build() -> model.Dashboard:
         w=24,
         h=10,
     )
+    sel = selector(RULES)
+    dashed = {"fill": "dash", "dash": [4, 4]}
     layout.add(
         timeseries_panel(
             "Latest Δ of $rule over time",
             f"{DELTA_FORMULA}. Each step is a newly written effect; the markers are the changes "
-            "that caused them. The lines are the plain Δs: their 95% intervals and verdicts "
-            "are in the tables above.",
+            "that caused them. Solid: the Δ; dashed: the low and high ends of its 95% interval "
+            "(same legend name plus low / high). The verdicts are in the tables above.",
             [
                 query(
-                    f"lumen_rule_effect_delta{selector(RULES)}",
-                    legend="{{gateway}} {{rule}} Δ{{metric}}",
-                )
+                    f"lumen_rule_effect_delta{sel}", "A", legend="{{gateway}} {{rule}} Δ{{metric}}"
+                ),
+                query(
+                    f"lumen_rule_effect_delta_lo{sel}",
+                    "B",
+                    legend="{{gateway}} {{rule}} Δ{{metric}} 95% low",
+                ),
+                query(
+                    f"lumen_rule_effect_delta_hi{sel}",
+                    "C",
+                    legend="{{gateway}} {{rule}} Δ{{metric}} 95% high",
+                ),
             ],
             calcs=("lastNotNull",),
         )
         .line_interpolation(cm.LineInterpolation.STEP_AFTER)
-        .show_points(cm.VisibilityMode.NEVER),
+        .show_points(cm.VisibilityMode.NEVER)
+        .overrides(
+            [
+                override(ref_id, "byFrameRefID", custom__lineStyle=dashed, custom__fillOpacity=0)
+                for ref_id in ("B", "C")
+            ]
+        ),
         w=24,
         h=8,
     )

@@ -384,6 +384,18 @@ def test_every_table_with_a_delta_shows_its_interval():
     assert tables >= 3
 
 
+def test_every_panel_with_a_delta_reads_its_interval():
+    """Whatever shows a Δ series (stat, table, graph) also reads both ends of its interval."""
+    checked = 0
+    for dashboard in _dashboards().values():
+        for panel in panels(dashboard):
+            exprs = " ".join(_exprs(panel))
+            for name in set(re.findall(r"(lumen_rule_(?:effect|last_\w+?)_delta)\{", exprs)):
+                checked += 1
+                assert f"{name}_lo{{" in exprs and f"{name}_hi{{" in exprs, (panel["title"], name)
+    assert checked >= 8
+
+
 def _verdict_overrides(dashboard: dict) -> list[dict]:
     found = []
     for panel in panels(dashboard):
