@@ -6,7 +6,7 @@ from grafana_foundation_sdk.models import dashboard as model
 from grafana_foundation_sdk.models.common import DataSourceRef
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
-from tracker.contract import EFFECT_WINDOW, GATEWAY_STATUS, UNRELIABLE_BELOW, VERDICTS
+from tracker.contract import EFFECT_WINDOW, GATEWAY_STATUS, UNRELIABLE_BELOW
 
 # Provisioned with this fixed uid (grafana/provisioning/datasources/lumen.yml): a fixed uid
 # keeps file-provisioned dashboards working, where ${DS_...} inputs would leave them empty.
@@ -61,7 +61,6 @@ VERDICT_COLOURS = {
     "pending": ("pending", "blue"),
     "n/a": ("n/a (no verdict)", UNCLEAR),
 }
-assert set(VERDICTS) <= set(VERDICT_COLOURS), "a verdict without a colour"
 
 # lumen:rule_effect_reading (prometheus/rules/effects.yml) turned into the guide's reading
 # per signal: 1 good sign clearly there, -1 warning sign clearly there, 2 / -2 entropy_rate
