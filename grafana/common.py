@@ -64,7 +64,7 @@ VERDICT_COLOURS = {
 
 # lumen:rule_effect_reading (prometheus/rules/effects.yml) turned into the guide's reading
 # per signal: 1 good sign clearly there, -1 warning sign clearly there, 2 / -2 entropy_rate
-# clearly up / down, 0 unclear (the interval contains 0). Values as in READING below.
+# clearly up / down, 0 unclear (the interval contains 0), as READING_TEXT words them.
 GUIDE_READING = (
     '-1 * lumen:rule_effect_reading{metric=~"phase_diff|risk_band", SEL}'
     ' or lumen:rule_effect_reading{metric="creative_band", SEL}'
