@@ -18,7 +18,7 @@ if __package__ in (None, ""):
 from grafana_foundation_sdk.cog.encoder import JSONEncoder  # noqa: E402
 from grafana_foundation_sdk.models.dashboard import Dashboard  # noqa: E402
 
-from grafana import overview, pipeline, rule_history  # noqa: E402
+from grafana import fleet, overview, pipeline, rule_history  # noqa: E402
 
 DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboards"
 
@@ -26,6 +26,7 @@ BUILDERS: dict[str, Callable[[], Dashboard]] = {
     "overview.json": overview.build,
     "rule-history.json": rule_history.build,
     "pipeline-health.json": pipeline.build,
+    "fleet.json": fleet.build,
 }
 
 

@@ -6,7 +6,7 @@ from grafana_foundation_sdk.models import dashboard as model
 from grafana_foundation_sdk.models.common import DataSourceRef
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
-from tracker.contract import EFFECT_WINDOW, UNRELIABLE_BELOW
+from tracker.contract import EFFECT_WINDOW, GATEWAY_STATUS, UNRELIABLE_BELOW
 
 # Provisioned with this fixed uid (grafana/provisioning/datasources/lumen.yml): a fixed uid
 # keeps file-provisioned dashboards working, where ${DS_...} inputs would leave them empty.
@@ -29,9 +29,15 @@ CHANGE_LABEL = {
 # windows in force instead of numbers typed in here.
 DELTA_FORMULA = "Δ = post_mean − pre_mean (pre=${pre_s} s, post=${post_s} s)"
 
-# Colours of a Δ below and above zero, from the interpretation guide: for phase_diff and
-# risk_band a fall is good, for creative_band a rise is good; entropy_rate rising is only a
-# warning together with phase_diff or risk_band rising, so it gets a caution colour.
+# Every query reads only the gateways picked in the $gateway variable (issue 13): a data
+# root may hold a fleet, and the same rule on two gateways is two different effects.
+GATEWAY = 'gateway=~"$gateway"'
+
+# Colours of a Δ that is clearly down and clearly up (its 95% interval below or above 0),
+# from the interpretation guide: for phase_diff and risk_band a fall is good, for
+# creative_band a rise is good; entropy_rate rising is only a warning together with
+# phase_diff or risk_band rising, so it gets a caution colour. A Δ whose interval contains
+# 0 is neutral whatever its sign: the sign alone is mostly the signal's own wandering.
 DELTA_COLOURS = {
     "phase_diff": ("green", "red"),
     "risk_band": ("green", "red"),
@@ -39,10 +45,44 @@ DELTA_COLOURS = {
     "entropy_rate": ("blue", "orange"),
 }
 NEUTRAL = "text"
+UNCLEAR = "#808080"
 # Sample counts below this are red: SPEC's reliability threshold.
 FEW_SAMPLES = (None, "red"), (UNRELIABLE_BELOW, "text")
-# Thresholds compare with >=, so a zero Δ needs a small band of its own to read as neutral.
-EPSILON = 1e-9
+
+# The verdict on an effect (README "How sure is an effect"), its words and colour.
+VERDICT_COLOURS = {
+    "warning": ("⚠ warning", "red"),
+    "caution": ("caution", "orange"),
+    "mixed": ("mixed", "purple"),
+    "good": ("good", "green"),
+    "no_change": ("no change", UNCLEAR),
+    "inconclusive": ("inconclusive", UNCLEAR),
+    "no_data": ("no data", UNCLEAR),
+    "pending": ("pending", "blue"),
+    "n/a": ("n/a (no verdict)", UNCLEAR),
+}
+
+# lumen:rule_effect_reading (prometheus/rules/effects.yml) turned into the guide's reading
+# per signal: 1 good sign clearly there, -1 warning sign clearly there, 2 / -2 entropy_rate
+# clearly up / down, 0 unclear (the interval contains 0), as READING_TEXT words them.
+GUIDE_READING = (
+    '-1 * lumen:rule_effect_reading{metric=~"phase_diff|risk_band", SEL}'
+    ' or lumen:rule_effect_reading{metric="creative_band", SEL}'
+    ' or 2 * lumen:rule_effect_reading{metric="entropy_rate", SEL}'
+)
+READING_TEXT = {
+    "1": ("good sign, clearly", "green"),
+    "0": ("unclear: interval contains 0", UNCLEAR),
+    "-1": ("warning sign, clearly", "red"),
+    "2": ("entropy clearly up: warning with phase_diff/risk_band up", "orange"),
+    "-2": ("entropy clearly down", "blue"),
+}
+
+INTERVAL_FORMULA = (
+    "Each Δ shows its 95% interval [low, high]: the range the true change lies in, 19 times "
+    "out of 20. An interval containing 0 means the change is too small to tell from the "
+    "signal's own wandering, so it is grey whatever its sign."
+)
 
 # Annotation: every rule change at its real time. The exporter keeps one series per recent
 # change; before the effect is written its d_* labels say "pending", afterwards they carry
@@ -51,22 +91,28 @@ EPSILON = 1e-9
 # range's end, leaving one marker per change. Grafana's useValueForTime reads the value as
 # a time in milliseconds, hence * 1000.
 _CHANGES = "lumen_rule_change_timestamp_seconds"
-_KEY = "rule, actor, old, new"
+_KEY = "gateway, rule, actor, old, new"
+_LABELS = "d_phase, d_entropy, d_creative, d_risk, verdict"
 RULE_CHANGE_EXPR = (
-    f'({_CHANGES}{{d_phase!="pending"}}'
-    f" or (max by ({_KEY}, d_phase, d_entropy, d_creative, d_risk)"
-    f' ({_CHANGES}{{d_phase="pending"}})'
+    f'({_CHANGES}{{d_phase!="pending", {GATEWAY}}}'
+    f" or (max by ({_KEY}, {_LABELS})"
+    f' ({_CHANGES}{{d_phase="pending", {GATEWAY}}})'
     f" unless on({_KEY})"
-    f' ({_CHANGES}{{d_phase!="pending"}} @ end()'
+    f' ({_CHANGES}{{d_phase!="pending", {GATEWAY}}} @ end()'
     f" == on({_KEY}) group_left()"
-    f' max by ({_KEY}) ({_CHANGES}{{d_phase="pending"}}))))'
+    f' max by ({_KEY}) ({_CHANGES}{{d_phase="pending", {GATEWAY}}}))))'
     " * 1000"
 )
-RULE_CHANGE_TITLE = "{{rule}} changed by {{actor}}"
+RULE_CHANGE_TITLE = "{{rule}} changed by {{actor}} on {{gateway}}: {{verdict}}"
 RULE_CHANGE_TEXT = (
-    "{{old}} → {{new}} · Δphase_diff {{d_phase}} · Δentropy_rate {{d_entropy}}"
-    " · Δcreative_band {{d_creative}} · Δrisk_band {{d_risk}}"
+    "verdict {{verdict}} · {{old}} → {{new}} · Δphase_diff {{d_phase}}"
+    " · Δentropy_rate {{d_entropy}} · Δcreative_band {{d_creative}} · Δrisk_band {{d_risk}}"
 )
+
+# The runbook page (lumen-runbook's runbook.html) as the stack serves it. A dashboard JSON
+# cannot read the environment, so the address is a hidden variable: change it per link
+# with ?var-runbook_url=... or in the dashboard's settings.
+RUNBOOK_URL = "http://localhost:8088/runbook.html"
 
 
 def query(
@@ -96,45 +142,33 @@ def thresholds(*steps: tuple[float | None, str]) -> dashboard.ThresholdsConfig:
     )
 
 
-def delta_thresholds(signal: str) -> dashboard.ThresholdsConfig:
-    """Direction-aware colours for a numeric Δ of one signal."""
-    below, above = DELTA_COLOURS[signal]
-    return thresholds((None, below), (-EPSILON, NEUTRAL), (EPSILON, above))
+def selector(*matchers: str) -> str:
+    """A label selector with the gateway filter and the given matchers."""
+    return "{" + ", ".join((*matchers, GATEWAY)) + "}"
 
 
-def delta_label_mappings(signal: str) -> list[model.ValueMapping]:
-    """Direction-aware colours for a Δ written as a label value (4 significant digits).
+def guide_reading(*matchers: str) -> str:
+    """The guide's reading of each Δ from its interval (READING_TEXT), for the selected
+    gateways and the given extra matchers (e.g. 'rule=~"$rule"')."""
+    extra = "".join(f"{m}, " for m in matchers)
+    return GUIDE_READING.replace("SEL", extra + GATEWAY)
 
-    The value is text, so thresholds cannot apply: regexes read the sign instead. A value
-    with a non-zero digit and a leading minus fell, one without the minus rose, the rest
-    (0, -0, 0.000) did not move. "$&" keeps the value itself as the displayed text.
-    """
-    below, above = DELTA_COLOURS[signal]
+
+def reading_mapping() -> model.ValueMap:
+    """lumen:rule_effect_reading as the guide's words and colours."""
+    return value_text(READING_TEXT)
+
+
+def verdict_mapping() -> model.ValueMap:
+    """A verdict label value as its words and colour."""
+    return value_text(VERDICT_COLOURS)
+
+
+def interval_overrides(low: str, high: str) -> list[dashboard.DashboardFieldConfigSourceOverrides]:
+    """The two ends of a 95% interval, side by side as [low, high]."""
     return [
-        model.ValueMap(
-            options={
-                "pending": model.ValueMappingResult(text="pending", color="blue", index=0),
-                "n/a": model.ValueMappingResult(text="n/a", color=NEUTRAL, index=1),
-            }
-        ),
-        model.RegexMap(
-            options=model.DashboardRegexMapOptions(
-                pattern="/^-.*[1-9].*$/",
-                result=model.ValueMappingResult(text="$&", color=below, index=2),
-            )
-        ),
-        model.RegexMap(
-            options=model.DashboardRegexMapOptions(
-                pattern="/^[^-]*[1-9].*$/",
-                result=model.ValueMappingResult(text="$&", color=above, index=3),
-            )
-        ),
-        model.RegexMap(
-            options=model.DashboardRegexMapOptions(
-                pattern="/^.*$/",
-                result=model.ValueMappingResult(text="$&", color=NEUTRAL, index=4),
-            )
-        ),
+        override(low, unit="prefix:[", decimals=4, custom__cellOptions={"type": "auto"}),
+        override(high, unit="suffix:]", decimals=4, custom__cellOptions={"type": "auto"}),
     ]
 
 
@@ -148,8 +182,11 @@ def value_text(entries: dict[str, tuple[str, str]]) -> model.ValueMap:
     )
 
 
-def override(name: str, **properties: object) -> dashboard.DashboardFieldConfigSourceOverrides:
-    """Field override by field name; keyword names use __ for dots (custom__width).
+def override(
+    name: str, matcher: str = "byName", **properties: object
+) -> dashboard.DashboardFieldConfigSourceOverrides:
+    """Field override by field name (or by the given matcher, e.g. byFrameRefID); keyword
+    names use __ for dots (custom__width).
 
     Values may be SDK builders (thresholds), which are built here.
     """
@@ -159,7 +196,7 @@ def override(name: str, **properties: object) -> dashboard.DashboardFieldConfigS
     }
     return (
         dashboard.DashboardFieldConfigSourceOverrides()
-        .matcher(model.MatcherConfig(id_val="byName", options=name))
+        .matcher(model.MatcherConfig(id_val=matcher, options=name))
         .properties(
             [model.DynamicConfigValue(id_val=key, value=value) for key, value in built.items()]
         )
@@ -170,7 +207,7 @@ def window_variables() -> list[dashboard.QueryVariable]:
     """Hidden variables holding the windows of the effects the exporter serves."""
     variables = []
     for window in ("pre", "post", "guard"):
-        expr = f'scalar(max({EFFECT_WINDOW}{{window="{window}"}}))'
+        expr = f'scalar(max({EFFECT_WINDOW}{{window="{window}", {GATEWAY}}}))'
         variables.append(
             dashboard.QueryVariable(f"{window}_s")
             .label(f"{window} window (s)")
@@ -183,6 +220,38 @@ def window_variables() -> list[dashboard.QueryVariable]:
     return variables
 
 
+def gateway_variable() -> dashboard.QueryVariable:
+    """Multi-select of the gateways the exporter serves, defaulting to all of them."""
+    return (
+        dashboard.QueryVariable("gateway")
+        .label("Gateway")
+        .description(f"Gateways of the data root ({GATEWAY_STATUS}); All is every gateway.")
+        .datasource(DATASOURCE)
+        .query(f"label_values({GATEWAY_STATUS}, gateway)")
+        .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(model.VariableSort.ALPHABETICAL_CASE_INSENSITIVE_ASC)
+        .multi(True)
+        .include_all(True)
+        .all_value(".*")
+        .current(model.VariableOption(selected=True, text=["All"], value=["$__all"]))
+    )
+
+
+def runbook_variable() -> dashboard.TextBoxVariable:
+    """Hidden address of the runbook page, for the dashboards' Runbook link."""
+    return (
+        dashboard.TextBoxVariable("runbook_url")
+        .label("Runbook URL")
+        .description(
+            "Where the stack serves runbook.html; set it with ?var-runbook_url=... in the "
+            "dashboard's address."
+        )
+        .hide(model.VariableHide.HIDE_VARIABLE)
+        .default_value(RUNBOOK_URL)
+        .current(model.VariableOption(selected=True, text=RUNBOOK_URL, value=RUNBOOK_URL))
+    )
+
+
 def rule_variable() -> dashboard.QueryVariable:
     """Multi-select of the rules that changed recently, defaulting to all of them."""
     return (
@@ -190,7 +259,7 @@ def rule_variable() -> dashboard.QueryVariable:
         .label("Rule")
         .description("Rules with a recent change (lumen_rule_change_timestamp_seconds).")
         .datasource(DATASOURCE)
-        .query("label_values(lumen_rule_change_timestamp_seconds, rule)")
+        .query(f"label_values({_CHANGES}{{{GATEWAY}}}, rule)")
         .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED)
         .sort(model.VariableSort.ALPHABETICAL_CASE_INSENSITIVE_ASC)
         .multi(True)
@@ -252,7 +321,15 @@ def links() -> list[dashboard.DashboardLink]:
         .as_dropdown(False)
         .keep_time(True)
         .include_vars(False)
-        .target_blank(False)
+        .target_blank(False),
+        dashboard.DashboardLink("Runbook")
+        .type(model.DashboardLinkType.LINK)
+        .url("${runbook_url}")
+        .icon("doc")
+        .tooltip("The runbook: per rule, every change with its Δs, intervals and verdict")
+        .keep_time(False)
+        .include_vars(False)
+        .target_blank(True),
     ]
 
 
@@ -263,7 +340,8 @@ def base(
     variables: tuple[dashboard.QueryVariable, ...] = (),
 ) -> dashboard.Dashboard:
     """A dashboard with what all Lumen dashboards share: settings, links, the rule-change
-    annotation and the hidden window variables (after the dashboard's own `variables`).
+    annotation, the gateway variable (before the dashboard's own `variables`), the hidden
+    window variables and the runbook address (after them).
 
     30 minutes at a 10 s refresh fits the routine: change a rule, watch 2-3 minutes,
     read the effect, with enough history to compare with the changes before it.
@@ -281,6 +359,6 @@ def base(
         .links(links())
         .annotation(RuleChangeAnnotation())
     )
-    for variable in (*variables, *window_variables()):
+    for variable in (gateway_variable(), *variables, *window_variables(), runbook_variable()):
         board = board.with_variable(variable)
     return board

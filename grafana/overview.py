@@ -1,28 +1,34 @@
 """The Overview dashboard: gateway status, the four signals, the latest Δs and how to read them."""
 
 from grafana_foundation_sdk.builders import common as cb
-from grafana_foundation_sdk.builders import statetimeline, table, text
+from grafana_foundation_sdk.builders import dashboard, stat, statetimeline, table, text
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as model
 from grafana_foundation_sdk.models import text as text_model
 
 from grafana.common import (
     DATASOURCE,
+    DELTA_COLOURS,
     DELTA_FORMULA,
     FEW_SAMPLES,
+    INTERVAL_FORMULA,
     NEUTRAL,
+    UNCLEAR,
     base,
-    delta_thresholds,
     override,
     query,
+    selector,
     thresholds,
     value_text,
+    verdict_mapping,
 )
 from grafana.layout import Layout, finish
 from grafana.panels import stat_panel, table_panel, timeseries_panel
+from grafana.rule_history import effect_table
 from tracker.contract import SIGNALS, STATES, UNRELIABLE_BELOW
 
 UID = "lumen-overview"
+WARNING = 'verdict="warning"'
 
 # lumen_gateway_status values (SPEC) as their state names. Resonating is the state the
 # loop aims for; locked gets a colour of its own rather than a verdict.
@@ -53,24 +59,34 @@ GUIDE = """\
 post = ${post_s} s after it; ${guard_s} s on each side of the change are left out \
 (boundary noise).
 
+**The interval** next to each Δ, e.g. `+0.031 [+0.012, +0.050]`, is the range the real \
+change lies in, 19 times out of 20. If it contains 0, the signal's own wandering could \
+have made that Δ: the change is unclear (grey), whatever the sign of the Δ.
+
 | signal | good sign | warning sign |
 |---|---|---|
-| phase_diff | falls (green) | rises (red) |
-| risk_band | falls (green) | rises (red) |
-| creative_band | rises (green) | falls: not good (orange) |
-| entropy_rate | – | rises (orange) **together with** phase_diff or risk_band rising |
+| phase_diff | clearly down (green) | clearly up (red) |
+| risk_band | clearly down (green) | clearly up (red) |
+| creative_band | clearly up (green) | clearly down: not good (orange) |
+| entropy_rate | – | clearly up (orange) **together with** phase_diff or risk_band clearly up |
 
-**Warning pattern** (red in the table): phase_diff or risk_band up *and* entropy_rate up — \
-the rule is shaking the system too hard.
+**Verdict** on each change, read on the intervals:
+⚠ **warning** (red): phase_diff or risk_band up *and* entropy_rate up: the rule is shaking \
+the system too hard (the alert) ·
+**caution** (orange): a warning sign without entropy_rate up ·
+**mixed** (purple): a warning sign and a good sign ·
+**good** (green): a good sign, no warning sign ·
+**no change**, **inconclusive**, **no data** (grey): nothing clear to read.
 
 **Trust**: fewer than {few} samples on a side (10 s at 5 Hz) makes a Δ unreliable \
-(*Min samples* in red). *Confounded* means another change fell inside the windows.
+(*Min samples* in red; verdict inconclusive). *Confounded* means another change fell \
+inside the windows.
 
 **Routine**
 1. Change one rule; its marker appears on every graph.
 2. Watch 2–3 minutes: the effect stays *pending* until the post window has passed.
 3. Read the effect here or on *Lumen · Rule history*.
-4. Record the favourable pattern (rule, old → new, Δs) in the runbook.
+4. Record the favourable pattern (rule, old → new, Δs, intervals, verdict) in the runbook.
 """.replace("{few}", str(UNRELIABLE_BELOW))
 
 
@@ -78,10 +94,11 @@ def _header(layout: Layout) -> None:
     layout.add(
         stat_panel(
             "Gateway status",
-            "lumen_gateway_status from gateway_activation.yaml, shown as its state name.",
-            [query("lumen_gateway_status", instant=True)],
+            "lumen_gateway_status from gateway_activation.yaml, shown as its state name, per "
+            "gateway.",
+            [query(f"lumen_gateway_status{selector()}", legend="{{gateway}}", instant=True)],
             colour=cm.BigValueColorMode.BACKGROUND,
-            text=cm.BigValueTextMode.VALUE,
+            text=cm.BigValueTextMode.VALUE_AND_NAME,
         )
         .mappings([GATEWAY_STATES])
         .thresholds(thresholds((None, "#808080")))
@@ -92,9 +109,14 @@ def _header(layout: Layout) -> None:
     layout.add(
         stat_panel(
             "Since last rule change",
-            "Time since the newest rule change. Blue for the first 3 minutes: the routine is "
-            "to watch 2–3 minutes before reading the effect.",
-            [query("time() - lumen_rule_last_change_timestamp_seconds", instant=True)],
+            "Time since the newest rule change on the selected gateways. Blue for the first 3 "
+            "minutes: the routine is to watch 2–3 minutes before reading the effect.",
+            [
+                query(
+                    f"time() - max(lumen_rule_last_change_timestamp_seconds{selector()})",
+                    instant=True,
+                )
+            ],
             unit="s",
         ).decimals(0).thresholds(thresholds((None, "blue"), (180, NEUTRAL))).no_value("no changes"),
         w=4,
@@ -103,34 +125,41 @@ def _header(layout: Layout) -> None:
     layout.add(
         stat_panel(
             "Effects pending",
-            "Rule changes whose effect is not written yet: their post window "
-            "(${post_s} s) has not ended.",
-            [query("lumen_rule_events_pending", instant=True)],
+            "Rule changes on the selected gateways whose effect is not written yet: their post "
+            "window (${post_s} s) has not ended.",
+            [query(f"sum(lumen_rule_events_pending{selector()})", instant=True)],
         ).decimals(0).thresholds(thresholds((None, NEUTRAL), (1, "blue"))),
         w=4,
         h=5,
     )
     layout.add(
         stat_panel(
-            "Rules showing the warning pattern",
-            "Rules whose latest effect has phase_diff or risk_band up together with "
-            "entropy_rate up: the rule is shaking the system too hard. " + DELTA_FORMULA,
-            [query("sum(lumen:rule_effect_warning)", instant=True)],
+            "Rules with verdict warning",
+            "Rules whose latest effect has the verdict warning: phase_diff or risk_band clearly "
+            "up together with entropy_rate clearly up (each 95% interval above 0), the rule is "
+            "shaking the system too hard. Counted over the selected gateways. " + DELTA_FORMULA,
+            [
+                query(
+                    f"sum(lumen_rule_effect_verdict{selector(WARNING)})",
+                    instant=True,
+                )
+            ],
             colour=cm.BigValueColorMode.BACKGROUND,
         )
         .decimals(0)
         .thresholds(thresholds((None, "green"), (1, "red")))
-        .no_value("no effects yet"),
+        .no_value("no verdicts yet"),
         w=5,
         h=5,
     )
     layout.add(
         stat_panel(
             "Newest sample age",
-            "Seconds since the newest row of logs/metrics.csv (written at 5 Hz). "
+            "Seconds since the newest row of logs/metrics.csv (written at 5 Hz), per gateway. "
             "Red from 30 s: the LumenMetricsStale alert's threshold.",
-            [query("lumen:metrics_age_seconds", instant=True)],
+            [query(f"lumen:metrics_age_seconds{selector()}", legend="{{gateway}}", instant=True)],
             unit="s",
+            text=cm.BigValueTextMode.VALUE_AND_NAME,
         )
         .decimals(1)
         .thresholds(thresholds((None, "green"), (5, "yellow"), (30, "red")))
@@ -141,9 +170,9 @@ def _header(layout: Layout) -> None:
     layout.add(
         statetimeline.Panel()
         .title("Gateway status over time")
-        .description("lumen_gateway_status as its state name.")
+        .description("lumen_gateway_status as its state name, one line per gateway.")
         .datasource(DATASOURCE)
-        .targets([query("lumen_gateway_status", legend="gateway")])
+        .targets([query(f"lumen_gateway_status{selector()}", legend="{{gateway}}")])
         .mappings([GATEWAY_STATES])
         .thresholds(thresholds((None, "#808080")))
         .show_value(cm.VisibilityMode.AUTO)
@@ -165,57 +194,100 @@ def _signals(layout: Layout) -> None:
         layout.add(
             timeseries_panel(
                 signal,
-                f"lumen_{signal}: the latest sample at each scrape. {DIRECTION[signal]} "
-                "Purple markers are rule changes.",
-                [query(f"lumen_{signal}", legend=signal)],
+                f"lumen_{signal}: the latest sample at each scrape, one line per gateway. "
+                f"{DIRECTION[signal]} Purple markers are rule changes.",
+                [query(f"lumen_{signal}{selector()}", legend="{{gateway}}")],
             ),
             w=12,
             h=8,
         )
 
 
-def _delta_table() -> table.Panel:
-    names = {"A": "phase_diff", "B": "entropy_rate", "C": "creative_band", "D": "risk_band"}
+def last_delta_stat(signal: str) -> stat.Panel:
+    """The most recent effect's Δ of one signal per gateway, coloured by its interval, with
+    the interval's ends beside it.
+
+    A stat colours a value by thresholds on that value alone, which would read the sign. So
+    the Δ is queried three times, each keeping only the gateways whose interval is clearly
+    below 0, clearly above 0 or neither, and each query has its fixed colour.
+    """
+    sel = selector('rule=~".*"')
+    delta = f"lumen_rule_last_{signal}_delta{sel}"
+    low = f"lumen_rule_last_{signal}_delta_lo{sel}"
+    high = f"lumen_rule_last_{signal}_delta_hi{sel}"
+    down, up = DELTA_COLOURS[signal]
+    on = "on (gateway, rule)"
+    parts = {
+        "A": (f"{delta} and {on} ({high} < 0)", "clearly down", down),
+        "B": (f"{delta} and {on} ({low} > 0)", "clearly up", up),
+        "C": (f"{delta} unless {on} ({high} < 0 or {low} > 0)", "unclear", UNCLEAR),
+    }
     targets = [
-        query(
-            f'max by (rule) (lumen_rule_effect_delta{{metric="{signal}"}})',
-            ref_id,
-            instant=True,
-            table=True,
-        )
-        for ref_id, signal in names.items()
+        query(expr, ref_id, legend=f"{{{{gateway}}}} {{{{rule}}}}: {words}", instant=True)
+        for ref_id, (expr, words, _) in parts.items()
     ]
     targets += [
-        query("max by (rule) (lumen:rule_effect_warning)", "E", instant=True, table=True),
-        query("max by (rule) (lumen_rule_effect_confounded)", "F", instant=True, table=True),
-        query("max by (rule) (lumen:rule_effect_min_samples)", "G", instant=True, table=True),
+        query(low, "D", legend="{{gateway}} 95% low", instant=True),
+        query(high, "E", legend="{{gateway}} 95% high", instant=True),
+    ]
+
+    def fixed(ref_id: str, colour: str, **more: object) -> object:
+        colour_of = {"mode": "fixed", "fixedColor": colour}
+        return override(ref_id, "byFrameRefID", color=colour_of, **more)
+
+    overrides = [fixed(ref_id, colour) for ref_id, (_, _, colour) in parts.items()]
+    overrides += [fixed("D", UNCLEAR, unit="prefix:["), fixed("E", UNCLEAR, unit="suffix:]")]
+    return (
+        stat_panel(
+            f"Latest Δ {signal}",
+            f"{DELTA_FORMULA}. The most recent written effect per gateway, named by its rule, "
+            f"with its 95% interval [low, high]. {INTERVAL_FORMULA} {DIRECTION[signal]}",
+            targets,
+            text=cm.BigValueTextMode.VALUE_AND_NAME,
+        )
+        .decimals(4)
+        .color_scheme(dashboard.FieldColor().mode(model.FieldColorModeId.FIXED).fixed_color(UNCLEAR))
+        .overrides(overrides)
+        .no_value("no effect yet")
+    )
+
+
+def _verdict_table() -> table.Panel:
+    sel = selector()
+    targets = [
         query(
-            "max by (rule) (lumen_rule_effect_timestamp_seconds) * 1000",
-            "H",
+            f"max by (gateway, rule, verdict) (lumen_rule_effect_timestamp_seconds{sel}) * 1000",
+            "A",
+            instant=True,
+            table=True,
+        ),
+        query(
+            f"max by (gateway, rule) (lumen:rule_effect_min_samples{sel})",
+            "B",
+            instant=True,
+            table=True,
+        ),
+        query(
+            f"max by (gateway, rule) (lumen_rule_effect_confounded{sel})",
+            "C",
             instant=True,
             table=True,
         ),
     ]
-    rename = {"rule": "Rule"} | {f"Value #{r}": f"Δ {s}" for r, s in names.items()}
-    rename |= {
-        "Value #E": "Warning pattern",
-        "Value #F": "Confounded",
-        "Value #G": "Min samples",
-        "Value #H": "Changed at",
+    rename = {
+        "gateway": "Gateway",
+        "rule": "Rule",
+        "verdict": "Verdict",
+        "Value #A": "Changed at",
+        "Value #B": "Min samples",
+        "Value #C": "Confounded",
     }
-    order = ["Value #H", "rule", "Value #A", "Value #B", "Value #C", "Value #D"]
-    order += ["Value #E", "Value #G", "Value #F"]
+    order = ["Value #A", "gateway", "rule", "verdict", "Value #B", "Value #C"]
     coloured_text = {"type": "color-text"}
     overrides = [
         override(
-            f"Δ {signal}", thresholds=delta_thresholds(signal), custom__cellOptions=coloured_text
-        )
-        for signal in SIGNALS
-    ]
-    overrides += [
-        override(
-            "Warning pattern",
-            mappings=[value_text({"1": ("⚠ shaking too hard", "red"), "0": ("no", NEUTRAL)})],
+            "Verdict",
+            mappings=[verdict_mapping()],
             custom__cellOptions={"type": "color-background"},
         ),
         override(
@@ -232,11 +304,11 @@ def _delta_table() -> table.Panel:
         override("Changed at", unit="dateTimeAsIso"),
     ]
     return table_panel(
-        "Latest Δ per rule and signal",
-        f"{DELTA_FORMULA}. One row per rule: the effect of its latest change. Green is a good "
-        "sign, red a warning sign, orange not good; Min samples in red means unreliable "
-        f"(under {UNRELIABLE_BELOW} on a side); Confounded means another change fell inside "
-        "the windows.",
+        "Latest verdict per rule",
+        "One row per gateway and rule: the verdict on its latest change, read on the 95% "
+        "intervals (red warning, orange caution, purple mixed, green good, grey nothing clear). "
+        f"Min samples in red means unreliable (under {UNRELIABLE_BELOW} on a side); Confounded "
+        "means another change fell inside the windows. The Δs with their intervals are below.",
         targets,
         order=order,
         rename=rename,
@@ -248,32 +320,24 @@ def _delta_table() -> table.Panel:
 def _effects(layout: Layout) -> None:
     layout.row("Rule effects (Δ)")
     for signal in SIGNALS:
-        layout.add(
-            stat_panel(
-                f"Latest Δ {signal}",
-                f"{DELTA_FORMULA}. The most recent written effect, named by its rule. "
-                f"{DIRECTION[signal]}",
-                [
-                    query(
-                        f'lumen_rule_last_{signal}_delta{{rule=~".*"}}',
-                        legend="{{rule}}",
-                        instant=True,
-                    )
-                ],
-                text=cm.BigValueTextMode.VALUE_AND_NAME,
-            ).thresholds(delta_thresholds(signal)).no_value("no effect yet"),
-            w=6,
-            h=5,
-        )
-    layout.add(_delta_table(), w=16, h=11)
+        layout.add(last_delta_stat(signal), w=6, h=6)
+    layout.add(_verdict_table(), w=14, h=13)
     layout.add(
         text.Panel()
         .title("How to read an effect")
-        .description("The interpretation guide and the routine.")
+        .description("The interpretation guide, the intervals, the verdicts and the routine.")
         .mode(text_model.TextMode.MARKDOWN)
         .content(GUIDE),
-        w=8,
-        h=11,
+        w=10,
+        h=13,
+    )
+    layout.add(
+        effect_table(
+            "Latest Δ per rule and signal",
+            "One row per gateway, rule and signal: the effect of the rule's latest change.",
+        ),
+        w=24,
+        h=10,
     )
 
 

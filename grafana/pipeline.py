@@ -6,10 +6,12 @@ from grafana_foundation_sdk.models import dashboard as model
 
 from grafana.common import (
     EXPORTER_JOB,
+    GATEWAY,
     NEUTRAL,
     base,
     override,
     query,
+    selector,
     thresholds,
     value_text,
 )
@@ -18,7 +20,9 @@ from grafana.panels import stat_panel, table_panel, timeseries_panel
 
 UID = "lumen-pipeline"
 
+# up has no gateway label: one exporter serves every gateway of its data root.
 UP = f'up{{job="{EXPORTER_JOB}"}}'
+SEL = selector()
 READABLE = value_text({"1": ("readable", "green"), "0": ("unreadable", "red")})
 # Same thresholds as the alerts in prometheus/rules/pipeline.yml, so a red panel and a
 # firing alert mean the same thing.
@@ -46,8 +50,9 @@ def _status(layout: Layout) -> None:
             "Newest sample age",
             "Seconds since the newest row of logs/metrics.csv (5 Hz when healthy). "
             "LumenMetricsStale fires above 30 s.",
-            [query("lumen:metrics_age_seconds", instant=True)],
+            [query(f"lumen:metrics_age_seconds{SEL}", legend="{{gateway}}", instant=True)],
             unit="s",
+            text=cm.BigValueTextMode.VALUE_AND_NAME,
         ).decimals(1).thresholds(METRICS_AGE).no_value("no samples"),
         w=5,
         h=4,
@@ -55,8 +60,10 @@ def _status(layout: Layout) -> None:
     layout.add(
         stat_panel(
             "Events pending",
-            "Rule changes whose effect is not written yet (post window ${post_s} s).",
-            [query("lumen_rule_events_pending", instant=True)],
+            "Rule changes whose effect is not written yet (post window ${post_s} s), per "
+            "gateway.",
+            [query(f"lumen_rule_events_pending{SEL}", legend="{{gateway}}", instant=True)],
+            text=cm.BigValueTextMode.VALUE_AND_NAME,
         ).decimals(0).thresholds(thresholds((None, NEUTRAL), (1, "blue"))),
         w=5,
         h=4,
@@ -67,8 +74,15 @@ def _status(layout: Layout) -> None:
             "How long the oldest pending change has waited beyond its post window "
             "(${post_s} s); at or below 0 the tracker is on time. LumenTrackerStalled "
             "fires above 30 s.",
-            [query("lumen:rule_oldest_pending_overdue_seconds", instant=True)],
+            [
+                query(
+                    f"lumen:rule_oldest_pending_overdue_seconds{SEL}",
+                    legend="{{gateway}}",
+                    instant=True,
+                )
+            ],
             unit="s",
+            text=cm.BigValueTextMode.VALUE_AND_NAME,
         ).decimals(0).thresholds(OVERDUE).no_value("nothing pending"),
         w=5,
         h=4,
@@ -77,8 +91,12 @@ def _status(layout: Layout) -> None:
         stat_panel(
             "Bad input lines in range",
             "Lines the exporter could not parse, over the dashboard's time range, all files "
-            "together (per file below).",
-            [query("sum(increase(lumen_input_parse_errors_total[$__range]))", instant=True)],
+            "of the selected gateways together (per file below).",
+            [
+                query(
+                    f"sum(increase(lumen_input_parse_errors_total{SEL}[$__range]))", instant=True
+                )
+            ],
         ).decimals(0).thresholds(thresholds((None, "green"), (1, "orange"))),
         w=5,
         h=4,
@@ -86,9 +104,9 @@ def _status(layout: Layout) -> None:
     layout.add(
         stat_panel(
             "Inputs",
-            "Whether the exporter can read each input file of the data root; the gauges "
+            "Whether the exporter can read each input file of each gateway; the gauges "
             "built from an unreadable file are absent, never 0.",
-            [query("lumen_input_readable", legend="{{file}}", instant=True)],
+            [query(f"lumen_input_readable{SEL}", legend="{{gateway}} {{file}}", instant=True)],
             colour=cm.BigValueColorMode.BACKGROUND,
             text=cm.BigValueTextMode.VALUE_AND_NAME,
         ).mappings([READABLE]).thresholds(thresholds((None, NEUTRAL))),
@@ -104,7 +122,7 @@ def _trends(layout: Layout) -> None:
             "Newest sample age",
             "Seconds since the newest row of logs/metrics.csv; the red line is the "
             "LumenMetricsStale threshold.",
-            [query("lumen:metrics_age_seconds", legend="age")],
+            [query(f"lumen:metrics_age_seconds{SEL}", legend="{{gateway}}")],
             unit="s",
             calcs=("lastNotNull", "max"),
         ).decimals(1)
@@ -120,11 +138,17 @@ def _trends(layout: Layout) -> None:
             "Events waiting for their effect (left axis) and how far the oldest is past its "
             "post window (right axis, seconds).",
             [
-                query("lumen_rule_events_pending", "A", legend="pending events"),
-                query("lumen:rule_oldest_pending_overdue_seconds", "B", legend=overdue),
+                query(f"lumen_rule_events_pending{SEL}", "A", legend="{{gateway}} pending"),
+                query(
+                    f"lumen:rule_oldest_pending_overdue_seconds{SEL}",
+                    "B",
+                    legend="{{gateway}} " + overdue,
+                ),
             ],
             calcs=("lastNotNull", "max"),
-        ).decimals(0).overrides([override(overdue, unit="s", custom__axisPlacement="right")]),
+        ).decimals(0).overrides(
+            [override("B", "byFrameRefID", unit="s", custom__axisPlacement="right")]
+        ),
         w=12,
         h=8,
     )
@@ -134,8 +158,9 @@ def _trends(layout: Layout) -> None:
             "Lines the exporter could not parse, per file and interval.",
             [
                 query(
-                    "sum by (file) (increase(lumen_input_parse_errors_total[$__rate_interval]))",
-                    legend="{{file}}",
+                    "sum by (gateway, file)"
+                    f" (increase(lumen_input_parse_errors_total{SEL}[$__rate_interval]))",
+                    legend="{{gateway}} {{file}}",
                 )
             ],
             calcs=("sum",),
@@ -149,8 +174,12 @@ def _trends(layout: Layout) -> None:
             "Distinct rule events in controls/rules_history.jsonl and rows in "
             "logs/rules_effects.csv; the gap is the pending events.",
             [
-                query("lumen_rule_events_total", "A", legend="events seen"),
-                query("lumen_rule_effects_written_total", "B", legend="effects written"),
+                query(f"lumen_rule_events_total{SEL}", "A", legend="{{gateway}} events seen"),
+                query(
+                    f"lumen_rule_effects_written_total{SEL}",
+                    "B",
+                    legend="{{gateway}} effects written",
+                ),
             ],
             calcs=("lastNotNull",),
         ).decimals(0),
@@ -161,7 +190,12 @@ def _trends(layout: Layout) -> None:
         timeseries_panel(
             "Exporter collection time",
             "How long the exporter took to read the data root for the last scrape.",
-            [query("lumen_exporter_collect_duration_seconds", legend="{{instance}}")],
+            [
+                query(
+                    f"lumen_exporter_collect_duration_seconds{SEL}",
+                    legend="{{gateway}} {{instance}}",
+                )
+            ],
             unit="s",
             calcs=("lastNotNull", "max"),
         ),
@@ -171,18 +205,21 @@ def _trends(layout: Layout) -> None:
     layout.add(
         table_panel(
             "Firing Lumen alerts",
-            "Alerts from prometheus/rules that are firing now, as Prometheus sends them to "
-            "Alertmanager (http://127.0.0.1:9093 routes, silences and delivers them). "
-            "One row saying \"none firing\" when none is.",
+            "Alerts from prometheus/rules that are firing now, for the selected gateways and "
+            "those about the whole stack (no gateway, such as LumenExporterDown), as "
+            "Prometheus sends them to Alertmanager (http://127.0.0.1:9093 routes, silences and "
+            "delivers them). One row saying \"none firing\" when none is.",
             [
                 query(
-                    # vector(0) gives the "none firing" row only when no alert fires.
-                    'ALERTS{alertname=~"Lumen.*", alertstate="firing"} or on() vector(0)',
+                    # "$gateway|" also matches an alert without a gateway label; vector(0)
+                    # gives the "none firing" row only when no alert fires.
+                    f'ALERTS{{alertname=~"Lumen.*", alertstate="firing", {GATEWAY[:-1]}|"}}'
+                    " or on() vector(0)",
                     instant=True,
                     table=True,
                 )
             ],
-            order=["Value", "alertname", "severity"],
+            order=["Value", "alertname", "gateway", "severity"],
             rename={"Value": "state"},
             hide=("Time", "__name__", "alertstate"),
             overrides=[

@@ -8,14 +8,19 @@ from grafana.common import (
     CHANGE_LABEL,
     DELTA_FORMULA,
     FEW_SAMPLES,
+    INTERVAL_FORMULA,
     NEUTRAL,
     base,
-    delta_label_mappings,
+    guide_reading,
+    interval_overrides,
     override,
     query,
+    reading_mapping,
     rule_variable,
+    selector,
     thresholds,
     value_text,
+    verdict_mapping,
 )
 from grafana.layout import Layout, finish
 from grafana.panels import table_panel, timeseries_panel
@@ -25,104 +30,130 @@ UID = "lumen-rule-history"
 
 RULES = 'rule=~"$rule"'
 COLOURED_TEXT = {"type": "color-text"}
-WARNING = value_text({"1": ("⚠ shaking too hard", "red")})
-
-# lumen:rule_effect_reading codes (prometheus/rules/effects.yml) as the guide's words.
-READING = value_text(
-    {
-        "1": ("good sign", "green"),
-        "0": ("neutral", NEUTRAL),
-        "-1": ("warning sign", "red"),
-        "2": ("entropy up: warning with phase_diff/risk_band up", "orange"),
-        "-2": ("entropy down", "blue"),
-    }
-)
+VERDICT_CELL = {"type": "color-background"}
+# A Δ label is text the tracker wrote (4 significant digits): shown as it is, never coloured
+# by its sign; only "pending" stands out.
+DELTA_LABEL = value_text({"pending": ("pending", "blue"), "n/a": ("n/a", NEUTRAL)})
 
 
 def _changes() -> table.Panel:
     targets = [
         query(
-            f"lumen_rule_change_timestamp_seconds{{{RULES}}} * 1000", "A", instant=True, table=True
+            f"lumen_rule_change_timestamp_seconds{selector(RULES)} * 1000",
+            "A",
+            instant=True,
+            table=True,
         ),
-        query(f"1 * lumen:rule_change_warning_pattern{{{RULES}}}", "B", instant=True, table=True),
     ]
     labels = [CHANGE_LABEL[signal] for signal in SIGNALS]
-    order = ["Value #A", "rule", "actor", "old", "new", *labels, "Value #B"]
-    rename = {"Value #A": "Changed at", "Value #B": "Warning pattern"}
+    order = ["Value #A", "gateway", "rule", "actor", "old", "new", "verdict", *labels]
+    rename = {"Value #A": "Changed at", "gateway": "Gateway", "verdict": "Verdict"}
     rename |= {CHANGE_LABEL[signal]: f"Δ {signal}" for signal in SIGNALS}
-    overrides = [override("Changed at", unit="dateTimeAsIso")]
+    overrides = [
+        override("Changed at", unit="dateTimeAsIso"),
+        override("Verdict", mappings=[verdict_mapping()], custom__cellOptions=VERDICT_CELL),
+    ]
     overrides += [
-        override(
-            f"Δ {signal}", mappings=delta_label_mappings(signal), custom__cellOptions=COLOURED_TEXT
-        )
+        override(f"Δ {signal}", mappings=[DELTA_LABEL], custom__cellOptions=COLOURED_TEXT)
         for signal in SIGNALS
     ]
-    overrides.append(
-        override(
-            "Warning pattern", mappings=[WARNING], custom__cellOptions={"type": "color-background"}
-        )
-    )
     return table_panel(
         "Recent changes of $rule, newest first",
-        f"{DELTA_FORMULA}. Every recent change (the exporter keeps the last 50) with who made "
-        "it, old → new and its Δs as the tracker wrote them (4 significant digits; pending "
-        "until the post window has passed). Green is a good sign, red a warning sign, orange "
-        "not good; ⚠ marks the warning pattern. The rows to copy into the runbook.",
+        f"{DELTA_FORMULA}. Every recent change (the exporter keeps the last 50 per gateway) "
+        "with who made it, old → new, its verdict and its Δs as the tracker wrote them (4 "
+        "significant digits; pending until the post window has passed). The Δs are not "
+        "coloured: a sign alone says little. The verdict, read on the 95% intervals, is the "
+        "colour to go by; the intervals of each rule's latest change are in the table below, "
+        "all of them in the runbook. The rows to copy into the runbook.",
         targets,
         order=order,
         rename=rename,
-        hide=("Time", "job", "instance"),
+        hide=("Time", "job", "instance", "__name__"),
         overrides=overrides,
         sort_by="Changed at",
     )
 
 
-def _latest_detail() -> table.Panel:
-    by = "max by (rule, metric)"
+def effect_table(
+    title: str,
+    description: str,
+    matchers: tuple[str, ...] = (),
+    *,
+    first: tuple[str, ...] = ("gateway", "rule", "metric"),
+    sort_by: str = "Rule",
+) -> table.Panel:
+    """One row per gateway, rule and signal: the latest effect's means, Δ with its 95%
+    interval, how the guide reads the interval, the verdict and the sample counts.
+
+    first orders the label columns (gateway, rule, metric); sort_by names the sorted column.
+    """
+    sel = selector(*matchers)
+    by = "max by (gateway, rule, metric)"
     sources = {
         "A": "lumen_rule_effect_pre_mean",
         "B": "lumen_rule_effect_post_mean",
         "C": "lumen_rule_effect_delta",
+        "H": "lumen_rule_effect_delta_lo",
+        "I": "lumen_rule_effect_delta_hi",
         "D": "lumen_rule_effect_pre_samples",
         "E": "lumen_rule_effect_post_samples",
-        "F": "lumen:rule_effect_reading",
     }
     targets = [
-        query(f"{by} ({metric}{{{RULES}}})", ref_id, instant=True, table=True)
+        query(f"{by} ({metric}{sel})", ref_id, instant=True, table=True)
         for ref_id, metric in sources.items()
     ]
-    # Confounded is per rule; adding it to each of the rule's Δ rows puts it on every row.
+    targets.append(query(f"{by} ({guide_reading(*matchers)})", "F", instant=True, table=True))
+    # Confounded and the verdict are per rule; joined onto each of the rule's Δ rows.
+    per_signal = f"lumen_rule_effect_delta{sel} * 0"
     targets.append(
         query(
-            f"{by} (lumen_rule_effect_delta{{{RULES}}} * 0"
-            " + on (rule) group_left max by (rule) (lumen_rule_effect_confounded))",
+            f"{by} ({per_signal}"
+            f" + on (gateway, rule) group_left max by (gateway, rule)"
+            f" (lumen_rule_effect_confounded{sel}))",
             "G",
             instant=True,
             table=True,
         )
     )
+    targets.append(
+        query(
+            f"max by (gateway, rule, metric, verdict) ({per_signal}"
+            f" + on (gateway, rule) group_left (verdict) max by (gateway, rule, verdict)"
+            f" (lumen_rule_effect_verdict{sel} == 1))",
+            "J",
+            instant=True,
+            table=True,
+        )
+    )
     rename = {
+        "gateway": "Gateway",
         "rule": "Rule",
         "metric": "Signal",
+        "verdict": "Verdict",
         "Value #A": "pre_mean",
         "Value #B": "post_mean",
         "Value #C": "Δ",
+        "Value #H": "95% low",
+        "Value #I": "95% high",
         "Value #D": "pre samples",
         "Value #E": "post samples",
         "Value #F": "Reading",
         "Value #G": "Confounded",
     }
-    order = ["rule", "metric", "Value #A", "Value #B", "Value #C", "Value #F"]
-    order += ["Value #D", "Value #E", "Value #G"]
+    order = [*first, "Value #A", "Value #B", "Value #C", "Value #H"]
+    order += ["Value #I", "Value #F", "verdict", "Value #D", "Value #E", "Value #G"]
     samples = {
         "decimals": 0,
         "thresholds": thresholds(*FEW_SAMPLES),
         "custom__cellOptions": COLOURED_TEXT,
     }
     overrides = [
+        override("Δ", decimals=4),
+        *interval_overrides("95% low", "95% high"),
         override("pre samples", **samples),
         override("post samples", **samples),
-        override("Reading", mappings=[READING], custom__cellOptions=COLOURED_TEXT),
+        override("Reading", mappings=[reading_mapping()], custom__cellOptions=COLOURED_TEXT),
+        override("Verdict", mappings=[verdict_mapping()], custom__cellOptions=VERDICT_CELL),
         override(
             "Confounded",
             mappings=[value_text({"1": ("yes", "orange"), "0": ("no", NEUTRAL)})],
@@ -130,16 +161,17 @@ def _latest_detail() -> table.Panel:
         ),
     ]
     return table_panel(
-        "Latest effect of $rule, per signal",
-        f"{DELTA_FORMULA}. The means behind each rule's latest Δ and how the guide reads "
-        f"them. Sample counts under {UNRELIABLE_BELOW} (10 s at 5 Hz) are red: that Δ is "
-        "unreliable. "
-        "Confounded: another change fell inside the windows.",
+        title,
+        f"{DELTA_FORMULA}. {description} {INTERVAL_FORMULA} Reading: how the guide reads the "
+        "interval (green a good sign clearly there, red a warning sign clearly there, grey "
+        f"unclear). Sample counts under {UNRELIABLE_BELOW} (10 s at 5 Hz) are red: that Δ is "
+        "unreliable. Confounded: another change fell inside the windows.",
         targets,
         order=order,
         rename=rename,
+        hide=("Time", "Value #J"),
         overrides=overrides,
-        sort_by="Rule",
+        sort_by=sort_by,
         descending=False,
     )
 
@@ -154,18 +186,50 @@ def build() -> model.Dashboard:
     )
     layout = Layout()
     layout.add(_changes(), w=24, h=12)
-    layout.add(_latest_detail(), w=24, h=10)
+    layout.add(
+        effect_table(
+            "Latest effect of $rule, per signal",
+            "The means behind each rule's latest Δ, per gateway, and how the guide reads them.",
+            (RULES,),
+        ),
+        w=24,
+        h=10,
+    )
+    sel = selector(RULES)
+    dashed = {"fill": "dash", "dash": [4, 4]}
     layout.add(
         timeseries_panel(
             "Latest Δ of $rule over time",
             f"{DELTA_FORMULA}. Each step is a newly written effect; the markers are the changes "
-            "that caused them.",
-            [query(f"lumen_rule_effect_delta{{{RULES}}}", legend="{{rule}} Δ{{metric}}")],
+            "that caused them. Solid: the Δ; dashed: the low and high ends of its 95% interval "
+            "(same legend name plus low / high). The verdicts are in the tables above.",
+            [
+                query(
+                    f"lumen_rule_effect_delta{sel}", "A", legend="{{gateway}} {{rule}} Δ{{metric}}"
+                ),
+                query(
+                    f"lumen_rule_effect_delta_lo{sel}",
+                    "B",
+                    legend="{{gateway}} {{rule}} Δ{{metric}} 95% low",
+                ),
+                query(
+                    f"lumen_rule_effect_delta_hi{sel}",
+                    "C",
+                    legend="{{gateway}} {{rule}} Δ{{metric}} 95% high",
+                ),
+            ],
             calcs=("lastNotNull",),
         )
         .line_interpolation(cm.LineInterpolation.STEP_AFTER)
-        .show_points(cm.VisibilityMode.NEVER),
+        .show_points(cm.VisibilityMode.NEVER)
+        .overrides(
+            [
+                override(ref_id, "byFrameRefID", custom__lineStyle=dashed, custom__fillOpacity=0)
+                for ref_id in ("B", "C")
+            ]
+        ),
         w=24,
         h=8,
     )
     return finish(board, layout)
+

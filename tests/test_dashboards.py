@@ -19,15 +19,33 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from grafana import build  # noqa: E402
-from grafana.common import DELTA_FORMULA, RULE_CHANGE_EXPR  # noqa: E402
-from grafana.queries import expressions, panels, raw_expressions, series_names  # noqa: E402
-from tracker.contract import EXPORTER_METRICS, PROMETHEUS_SERIES  # noqa: E402
+from grafana.common import DELTA_FORMULA, RULE_CHANGE_EXPR, RUNBOOK_URL  # noqa: E402
+from grafana.queries import (  # noqa: E402
+    expressions,
+    panels,
+    raw_expressions,
+    series_names,
+    substitute,
+    variable_values,
+)
+from tracker.contract import EXPORTER_METRICS, PROMETHEUS_SERIES, VERDICTS  # noqa: E402
 
 DASHBOARD_DIR = REPO / "grafana" / "dashboards"
 PROVISIONING = REPO / "grafana" / "provisioning"
 UID = "lumen-prometheus"
 SIGNALS = ("phase_diff", "entropy_rate", "creative_band", "risk_band")
 STATES = {"0": "unknown", "1": "initializing", "2": "binding", "3": "resonating", "4": "locked"}
+GATEWAY = 'gateway=~"$gateway"'
+GREY = "#808080"
+VERDICT_COLOUR = {
+    "warning": "red",
+    "caution": "orange",
+    "mixed": "purple",
+    "good": "green",
+    "no_change": GREY,
+    "inconclusive": GREY,
+    "no_data": GREY,
+}
 
 
 def _dashboards() -> dict[str, dict]:
@@ -175,7 +193,11 @@ def test_every_panel_has_a_title_and_a_description():
 
 
 def test_gateway_status_is_shown_as_its_state_name():
-    status = [p for p in panels(_by_uid("lumen-overview")) if "lumen_gateway_status" in _exprs(p)]
+    status = [
+        p
+        for p in panels(_by_uid("lumen-overview"))
+        if f"lumen_gateway_status{{{GATEWAY}}}" in _exprs(p)
+    ]
     assert {p["type"] for p in status} == {"stat", "state-timeline"}
     for panel in status:
         (mapping,) = panel["fieldConfig"]["defaults"]["mappings"]
@@ -191,13 +213,14 @@ def test_overview_shows_the_four_signals_over_time():
         if panel["type"] == "timeseries"
         for expr in _exprs(panel)
     ]
-    assert series == [f"lumen_{signal}" for signal in SIGNALS]
+    assert series == [f"lumen_{signal}{{{GATEWAY}}}" for signal in SIGNALS]
 
 
 def test_overview_shows_the_spec_delta_panels():
     exprs = [e for p in panels(_by_uid("lumen-overview")) for e in _exprs(p)]
     for signal in SIGNALS:
-        assert f'lumen_rule_last_{signal}_delta{{rule=~".*"}}' in exprs
+        spec = f'lumen_rule_last_{signal}_delta{{rule=~".*", {GATEWAY}}}'
+        assert any(e.startswith(spec) for e in exprs), signal
 
 
 def test_delta_panels_state_the_formula_with_the_windows_in_force():
@@ -218,82 +241,191 @@ def test_delta_panels_state_the_formula_with_the_windows_in_force():
                 variable = variables[f"{window}_s"]
                 assert variable["hide"] == 2  # hidden: a value to read, not a control
                 assert variable["datasource"]["uid"] == UID
-                assert f'lumen_effect_window_seconds{{window="{window}"}}' in variable["query"]
+                assert (
+                    f'lumen_effect_window_seconds{{window="{window}", {GATEWAY}}}'
+                    in variable["query"]
+                )
     assert delta_panels >= 8
 
 
-def test_delta_colours_follow_the_direction_of_each_signal():
-    good_when = {"phase_diff": -1, "risk_band": -1, "creative_band": 1}
+def _reads_a_delta(panel: dict) -> bool:
+    exprs = " ".join(_exprs(panel))
+    return bool(
+        re.search(r"_delta\{|lumen_rule_change_timestamp_seconds|rule_effect_reading", exprs)
+    )
+
+
+def _threshold_sets(panel: dict) -> list[list[dict]]:
+    config = panel.get("fieldConfig", {})
+    found = [config.get("defaults", {}).get("thresholds", {}).get("steps", [])]
+    for override in config.get("overrides", []):
+        for prop in override["properties"]:
+            if prop["id"] == "thresholds":
+                found.append(prop["value"]["steps"])
+    return found
+
+
+def _mapping_sets(panel: dict) -> list[list[dict]]:
+    config = panel.get("fieldConfig", {})
+    found = [config.get("defaults", {}).get("mappings", [])]
+    for override in config.get("overrides", []):
+        for prop in override["properties"]:
+            if prop["id"] == "mappings":
+                found.append(prop["value"])
+    return found
+
+
+def test_no_delta_colour_comes_from_its_sign():
+    """A Δ's colour comes from its interval or its verdict: no threshold at 0 and no
+    regex on the text's minus sign in any panel that shows a Δ."""
     checked = 0
     for dashboard in _dashboards().values():
         for panel in panels(dashboard):
-            for signal, good in good_when.items():
-                steps = None
-                if _exprs(panel) == [f'lumen_rule_last_{signal}_delta{{rule=~".*"}}']:
-                    steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
-                for override in panel.get("fieldConfig", {}).get("overrides", []):
-                    if override["matcher"]["options"] == f"Δ {signal}":
-                        props = {p["id"]: p["value"] for p in override["properties"]}
-                        steps = props.get("thresholds", {}).get("steps", steps)
-                if steps is None:
+            if not _reads_a_delta(panel):
+                continue
+            checked += 1
+            for steps in _threshold_sets(panel):
+                at_zero = [s for s in steps if s["value"] is not None and abs(s["value"]) < 1e-3]
+                assert not at_zero, (panel["title"], steps)
+            for mappings in _mapping_sets(panel):
+                assert not [m for m in mappings if m["type"] == "regex"], panel["title"]
+    assert checked >= 8
+
+
+def test_latest_delta_stats_are_coloured_by_their_interval():
+    """Each Δ stat keeps a clearly-down, clearly-up and unclear copy of the Δ, each with a
+    fixed colour: the guide's direction when the interval is clear of 0, grey when not."""
+    good_when = {"phase_diff": "down", "risk_band": "down", "creative_band": "up"}
+    stats = [
+        p
+        for p in panels(_by_uid("lumen-overview"))
+        if p["type"] == "stat" and p["title"].startswith("Latest Δ ")
+    ]
+    assert len(stats) == 4
+    for panel in stats:
+        signal = panel["title"].removeprefix("Latest Δ ")
+        colour = {
+            o["matcher"]["options"]: p["value"]["fixedColor"]
+            for o in panel["fieldConfig"]["overrides"]
+            if o["matcher"]["id"] == "byFrameRefID"
+            for p in o["properties"]
+            if p["id"] == "color"
+        }
+        low, high = f"lumen_rule_last_{signal}_delta_lo", f"lumen_rule_last_{signal}_delta_hi"
+        seen = set()
+        for target in panel["targets"]:
+            expr, ref = target["expr"], target["refId"]
+            if expr.startswith(f"lumen_rule_last_{signal}_delta{{"):
+                if re.search(rf"and on \(gateway, rule\) \({high}\{{[^}}]*\}} < 0\)$", expr):
+                    seen.add("down")
+                    reading = "down"
+                elif re.search(rf"and on \(gateway, rule\) \({low}\{{[^}}]*\}} > 0\)$", expr):
+                    seen.add("up")
+                    reading = "up"
+                else:
+                    assert " unless on (gateway, rule) " in expr, expr
+                    assert f"{high}{{" in expr and f"{low}{{" in expr, expr
+                    seen.add("unclear")
+                    assert colour[ref] == GREY, (signal, expr)
                     continue
+                if signal in good_when:
+                    expected = "green" if good_when[signal] == reading else ("red", "orange")
+                    assert colour[ref] in expected, (signal, reading, colour[ref])
+                else:
+                    assert colour[ref] != GREY, (signal, reading)
+        assert seen == {"down", "up", "unclear"}, signal
+        assert panel["fieldConfig"]["defaults"]["color"]["fixedColor"] == GREY
+
+
+def _organized(panel: dict) -> tuple[list[str], dict[str, str]]:
+    """The table's columns in display order (original names) and their display names."""
+    organize = next(t["options"] for t in panel["transformations"] if t["id"] == "organize")
+    order = sorted(organize["indexByName"], key=organize["indexByName"].get)
+    return order, organize["renameByName"]
+
+
+def test_every_table_with_a_delta_shows_its_interval():
+    """Every table with a Δ column has its 95% interval beside it, read as [low, high].
+
+    The changes table of Rule history is the exception: its Δs are the labels the exporter
+    writes on each change (no interval labels exist), so it must carry the verdict instead.
+    """
+    tables = 0
+    for dashboard in _dashboards().values():
+        for panel in panels(dashboard):
+            if panel["type"] != "table":
+                continue
+            by_ref = {t["refId"]: t["expr"] for t in panel["targets"]}
+            deltas = [r for r, e in by_ref.items() if re.search(r"lumen_rule_effect_delta\{", e)]
+            if "lumen_rule_change_timestamp_seconds" in " ".join(by_ref.values()):
+                assert "verdict" in _organized(panel)[0], panel["title"]
+                continue
+            if not deltas:
+                continue
+            tables += 1
+            order, rename = _organized(panel)
+            (delta,) = [r for r in by_ref if rename.get(f"Value #{r}") == "Δ"]
+            assert re.fullmatch(
+                r"max by \(gateway, rule, metric\) \(lumen_rule_effect_delta\{[^}]*\}\)",
+                by_ref[delta],
+            )
+            low = next(r for r, e in by_ref.items() if "lumen_rule_effect_delta_lo{" in e)
+            high = next(r for r, e in by_ref.items() if "lumen_rule_effect_delta_hi{" in e)
+            at = order.index(f"Value #{delta}")
+            assert order[at + 1 : at + 3] == [f"Value #{low}", f"Value #{high}"], panel["title"]
+            units = {
+                o["matcher"]["options"]: p["value"]
+                for o in panel["fieldConfig"]["overrides"]
+                for p in o["properties"]
+                if p["id"] == "unit"
+            }
+            assert units[rename[f"Value #{low}"]] == "prefix:["
+            assert units[rename[f"Value #{high}"]] == "suffix:]"
+    assert tables >= 3
+
+
+def test_every_panel_with_a_delta_reads_its_interval():
+    """Whatever shows a Δ series (stat, table, graph) also reads both ends of its interval."""
+    checked = 0
+    for dashboard in _dashboards().values():
+        for panel in panels(dashboard):
+            exprs = " ".join(_exprs(panel))
+            for name in set(re.findall(r"(lumen_rule_(?:effect|last_\w+?)_delta)\{", exprs)):
                 checked += 1
-                assert _colour(steps, 0.01 * good) == "green", (panel["title"], signal)
-                assert _colour(steps, -0.01 * good) in ("red", "orange"), (panel["title"], signal)
-                assert _colour(steps, 0.0) == "text", (panel["title"], signal)
-    assert checked >= 6
+                assert f"{name}_lo{{" in exprs and f"{name}_hi{{" in exprs, (panel["title"], name)
+    assert checked >= 8
 
 
-def test_delta_labels_are_coloured_by_their_sign():
-    table = next(
-        p for p in panels(_by_uid("lumen-rule-history")) if p["title"].startswith("Recent")
-    )
-    overrides = {
-        o["matcher"]["options"]: o["properties"] for o in table["fieldConfig"]["overrides"]
-    }
-
-    def colour_of(signal: str, text: str) -> str:
-        (mappings,) = [p["value"] for p in overrides[f"Δ {signal}"] if p["id"] == "mappings"]
-        for mapping in mappings:
-            if mapping["type"] == "value" and text in mapping["options"]:
-                return mapping["options"][text]["color"]
-            if mapping["type"] == "regex":
-                # Grafana's "/pattern/" form; the patterns here are plain JS-compatible.
-                if re.fullmatch(mapping["options"]["pattern"].strip("/^$"), text):
-                    return mapping["options"]["result"]["color"]
-        raise AssertionError(text)
-
-    for text in ("-0.01234", "-1.2e-05"):
-        assert colour_of("phase_diff", text) == "green"
-        assert colour_of("creative_band", text) == "orange"
-    for text in ("0.01234", "1.2e-05", "+3"):
-        assert colour_of("risk_band", text) == "red"
-        assert colour_of("creative_band", text) == "green"
-    for text in ("0", "-0", "0.000"):
-        assert colour_of("phase_diff", text) == "text"
-    assert colour_of("phase_diff", "pending") == "blue"
-    assert colour_of("phase_diff", "n/a") == "text"
+def _verdict_overrides(dashboard: dict) -> list[dict]:
+    found = []
+    for panel in panels(dashboard):
+        for override in panel.get("fieldConfig", {}).get("overrides", []):
+            if override["matcher"]["options"] in ("Verdict", "Its verdict"):
+                found.append({p["id"]: p["value"] for p in override["properties"]})
+    return found
 
 
-def test_warning_pattern_is_highlighted():
-    for uid in ("lumen-overview", "lumen-rule-history"):
-        tables = [p for p in panels(_by_uid(uid)) if p["type"] == "table"]
-        warnings = [
-            o
-            for t in tables
-            for o in t["fieldConfig"]["overrides"]
-            if o["matcher"]["options"] == "Warning pattern"
-        ]
-        assert warnings, uid
-        for override in warnings:
-            props = {p["id"]: p["value"] for p in override["properties"]}
+def test_verdicts_are_coloured_by_verdict():
+    for uid in ("lumen-overview", "lumen-rule-history", "lumen-fleet"):
+        overrides = _verdict_overrides(_by_uid(uid))
+        assert overrides, uid
+        for props in overrides:
             (mapping,) = props["mappings"]
-            assert mapping["options"]["1"]["color"] == "red"
+            colours = {value: result["color"] for value, result in mapping["options"].items()}
+            for verdict in VERDICTS:
+                assert colours[verdict] == VERDICT_COLOUR[verdict], (uid, verdict)
+            assert colours["pending"] == "blue"
             assert props["custom.cellOptions"] == {"type": "color-background"}
-    count = next(
-        p for p in panels(_by_uid("lumen-overview")) if p["title"].endswith("warning pattern")
-    )
-    assert _colour(count["fieldConfig"]["defaults"]["thresholds"]["steps"], 1) == "red"
+
+
+def test_warning_stat_counts_the_verdict_warning():
+    (count,) = [
+        p for p in panels(_by_uid("lumen-overview")) if p["title"] == "Rules with verdict warning"
+    ]
+    (expr,) = _exprs(count)
+    assert expr == f'sum(lumen_rule_effect_verdict{{verdict="warning", {GATEWAY}}})'
+    steps = count["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert _colour(steps, 0) == "green" and _colour(steps, 1) == "red"
 
 
 def test_guide_text_panel_has_the_guide_and_the_routine():
@@ -304,6 +436,10 @@ def test_guide_text_panel_has_the_guide_and_the_routine():
         assert words in content
     for step in ("Change one rule", "Watch 2–3 minutes", "Read the effect", "runbook"):
         assert step in content
+    # the interval in plain words, and every verdict named
+    assert "19 times out of 20" in content and "contains 0" in content
+    for verdict in VERDICTS:
+        assert verdict.replace("_", " ") in content, verdict
     assert "${pre_s}" in content and "${post_s}" in content
 
 
@@ -313,7 +449,7 @@ def test_rule_history_lists_the_changes_per_rule():
     assert rule["multi"] and rule["includeAll"] and rule["allValue"] == ".*"
     changes = next(p for p in panels(dashboard) if p["title"].startswith("Recent changes"))
     assert changes["type"] == "table"
-    assert 'lumen_rule_change_timestamp_seconds{rule=~"$rule"}' in _exprs(changes)[0]
+    assert f'lumen_rule_change_timestamp_seconds{{rule=~"$rule", {GATEWAY}}}' in _exprs(changes)[0]
     renamed = changes["transformations"][1]["options"]["renameByName"]
     assert {renamed[f"d_{s}"] for s in ("phase", "entropy", "creative", "risk")} == {
         f"Δ {signal}" for signal in SIGNALS
@@ -370,8 +506,10 @@ def test_every_dashboard_with_time_series_marks_every_rule_change():
         assert "{{rule}}" in annotation["titleFormat"] and "{{actor}}" in annotation["titleFormat"]
         text = annotation["textFormat"]
         assert "{{old}} → {{new}}" in text
-        for label in ("d_phase", "d_entropy", "d_creative", "d_risk"):
+        for label in ("d_phase", "d_entropy", "d_creative", "d_risk", "verdict"):
             assert f"{{{{{label}}}}}" in text
+        assert "{{verdict}}" in annotation["titleFormat"]
+        assert "{{gateway}}" in annotation["titleFormat"]
 
 
 def test_rule_change_annotation_shows_each_change_once(tmp_path, promtool):
@@ -381,13 +519,20 @@ def test_rule_change_annotation_shows_each_change_once(tmp_path, promtool):
     only one marker per change may remain, including when the same rule goes back and
     forth (a new pending change with the labels of an older, written one).
     """
-    base = 'job="lumen-exporter", instance="exporter:9108", rule="r", actor="Lubit"'
-    pending = 'd_phase="pending", d_entropy="pending", d_creative="pending", d_risk="pending"'
-    written_12 = 'd_phase="0.1", d_entropy="-0.2", d_creative="0.3", d_risk="-0.4"'
-    written_21 = 'd_phase="-0.1", d_entropy="0.2", d_creative="-0.3", d_risk="0.4"'
+    scraped = 'job="lumen-exporter", instance="exporter:9108"'
+    base = f'{scraped}, gateway="g1", rule="r", actor="Lubit"'
+    pending = (
+        'd_phase="pending", d_entropy="pending", d_creative="pending", d_risk="pending", '
+        'verdict="pending"'
+    )
+    written_12 = 'd_phase="0.1", d_entropy="-0.2", d_creative="0.3", d_risk="-0.4", verdict="good"'
+    written_21 = 'd_phase="-0.1", d_entropy="0.2", d_creative="-0.3", d_risk="0.4", verdict="mixed"'
     series = "lumen_rule_change_timestamp_seconds"
     # 15 s steps from 0 to 180 s: 1 -> 2 at 60 s (written at 90 s), 2 -> 1 at 105 s
     # (written at 135 s), 1 -> 2 again at 150 s (still pending at the end).
+    # Gateway g2 had the same change 1 -> 2 at 60 s, still pending at the end: its marker
+    # stays although g1's written series has the same labels and change time.
+    g2 = f'{scraped}, gateway="g2", rule="r", actor="Lubit"'
     inputs = [
         (
             f'{series}{{{base}, old="1", new="2", {pending}}}',
@@ -399,16 +544,20 @@ def test_rule_change_annotation_shows_each_change_once(tmp_path, promtool):
             f'{series}{{{base}, old="2", new="1", {written_21}}}',
             "_ _ _ _ _ _ _ _ _ 105 105 105 105",
         ),
+        (f'{series}{{{g2}, old="1", new="2", {pending}}}', "_ _ _ _ 60 60 60 60 60 60 60 60 60"),
     ]
-    labels = 'rule="r", actor="Lubit"'
-    scraped = 'job="lumen-exporter", instance="exporter:9108"'
+    labels = 'gateway="g1", rule="r", actor="Lubit"'
     # labels -> (points over the range, change time in ms); no other series may remain
     kept = {
         f'{{{scraped}, {labels}, old="1", new="2", {written_12}}}': (7, 60000),
         f'{{{scraped}, {labels}, old="2", new="1", {written_21}}}': (4, 105000),
         f'{{{labels}, old="1", new="2", {pending}}}': (3, 150000),
+        f'{{gateway="g2", rule="r", actor="Lubit", old="1", new="2", {pending}}}': (9, 60000),
     }
-    expr = _by_uid("lumen-overview")["annotations"]["list"][0]["target"]["expr"]
+    dashboard = _by_uid("lumen-overview")
+    expr = substitute(
+        dashboard["annotations"]["list"][0]["target"]["expr"], variable_values(dashboard)
+    )
     window = f"({expr})[3m:15s]"
     suite = {
         "rule_files": [],
@@ -442,6 +591,130 @@ def test_rule_change_annotation_shows_each_change_once(tmp_path, promtool):
         [promtool, "test", "rules", str(path)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- gateways, the Fleet dashboard and the runbook link --------------------------------------
+
+
+def _masked(expr: str) -> str:
+    """expr with the inside of every string literal blanked, keeping positions."""
+    return re.sub(r'"(?:[^"\\]|\\.)*"', lambda m: '"' + " " * (len(m.group()) - 2) + '"', expr)
+
+
+def _unfiltered_selectors(expr: str) -> list[str]:
+    """The series selectors of expr (lumen_*, lumen:*, ALERTS) without the gateway filter.
+
+    up has no gateway label (one exporter serves every gateway of its data root).
+    """
+    masked = _masked(expr)
+    missing = []
+    for match in re.finditer(r"(?<![\w:])(lumen[\w:]*|ALERTS)\b", masked):
+        rest = expr[match.end() :]
+        selector = re.match(r"\{[^}]*\}", rest)
+        if not selector or not re.search(r'gateway=~"\$gateway(\|)?"', selector.group()):
+            missing.append(match.group() + (selector.group() if selector else ""))
+    return missing
+
+
+def _gateway_variable(dashboard: dict) -> dict:
+    (variable,) = [v for v in dashboard["templating"]["list"] if v["name"] == "gateway"]
+    return variable
+
+
+def test_every_dashboard_has_the_gateway_variable():
+    for name, dashboard in _dashboards().items():
+        variable = _gateway_variable(dashboard)
+        assert dashboard["templating"]["list"][0] is variable, name  # first: it filters all
+        assert variable["type"] == "query" and variable["query"] == (
+            "label_values(lumen_gateway_status, gateway)"
+        )
+        assert variable["multi"] and variable["includeAll"] and variable["allValue"] == ".*"
+        assert variable["datasource"]["uid"] == UID
+
+
+def test_every_query_filters_by_gateway():
+    """Targets, the annotation and every variable but the gateway variable itself."""
+    checked = 0
+    for name, dashboard in _dashboards().items():
+        source = _gateway_variable(dashboard)["query"]
+        for expr in raw_expressions(dashboard):
+            if source.startswith(f"label_values({expr},"):
+                continue
+            checked += 1
+            assert _unfiltered_selectors(expr) == [], (name, expr)
+    assert checked > 40
+
+
+def test_the_gateway_filter_check_finds_a_missing_filter():
+    assert _unfiltered_selectors(f'sum(lumen_x{{{GATEWAY}}}) / lumen:y{{a="lumen_z"}}') == [
+        'lumen:y{a="lumen_z"}'
+    ]
+    assert _unfiltered_selectors("time() - max(lumen_x)") == ["lumen_x"]
+    assert _unfiltered_selectors(f'ALERTS{{{GATEWAY[:-1]}|"}} or up{{job="x"}}') == []
+
+
+def test_legends_name_the_gateway_where_several_can_show():
+    for name, dashboard in _dashboards().items():
+        for panel in panels(dashboard):
+            for target in panel.get("targets", []):
+                expr, legend = target["expr"], target.get("legendFormat")
+                aggregated = re.match(r"^(sum|max|min|time\(\) - max)\(", expr)
+                if legend is None or aggregated or expr.startswith("up{"):
+                    continue
+                assert "{{gateway}}" in legend, (name, panel["title"], legend)
+
+
+def test_fleet_dashboard_shows_each_gateway_and_one_rule_across_gateways():
+    fleet = _by_uid("lumen-fleet")
+    assert fleet["title"] == "Lumen · Fleet"
+    assert [v["name"] for v in fleet["templating"]["list"]][:2] == ["gateway", "rule"]
+    tables = {p["title"]: p for p in panels(fleet) if p["type"] == "table"}
+    gateways = tables["Gateways"]
+    exprs = " ".join(_exprs(gateways))
+    for needed in (
+        "lumen_gateway_status{",
+        "lumen:metrics_age_seconds{",
+        "lumen_rule_events_pending{",
+        "lumen_rule_last_verdict{",
+        'lumen_rule_effect_verdict{verdict="warning"',
+    ):
+        assert needed in exprs, needed
+    _, rename = _organized(gateways)
+    status = next(
+        o for o in gateways["fieldConfig"]["overrides"] if o["matcher"]["options"] == "Status"
+    )
+    (mapping,) = next(p["value"] for p in status["properties"] if p["id"] == "mappings")
+    assert {k: v["text"] for k, v in mapping["options"].items()} == STATES
+    assert rename["verdict"] == "Its verdict"
+    counts = tables["Verdicts per gateway"]
+    matrix = counts["transformations"][0]
+    assert matrix["id"] == "groupingToMatrix"
+    assert matrix["options"] == {
+        "rowField": "gateway",
+        "columnField": "verdict",
+        "valueField": "Value",
+    }
+    side = tables["Verdict on $rule, by gateway"]
+    assert side["transformations"][0]["options"] == {
+        "rowField": "rule",
+        "columnField": "gateway",
+        "valueField": "verdict",
+    }
+    per_signal = next(
+        t for title, t in tables.items() if title.startswith("Latest effect of $rule")
+    )
+    assert _organized(per_signal)[0][:3] == ["rule", "metric", "gateway"]
+    assert all('rule=~"$rule"' in e for e in _exprs(side) + _exprs(per_signal))
+
+
+def test_every_dashboard_links_to_the_runbook():
+    for name, dashboard in _dashboards().items():
+        (link,) = [link for link in dashboard["links"] if link["title"] == "Runbook"]
+        assert link["type"] == "link" and link["url"] == "${runbook_url}", name
+        (variable,) = [v for v in dashboard["templating"]["list"] if v["name"] == "runbook_url"]
+        assert variable["type"] == "textbox" and variable["hide"] == 2
+        assert variable["query"] == variable["current"]["value"] == RUNBOOK_URL
+    assert RUNBOOK_URL == "http://localhost:8088/runbook.html"
 
 
 # --- queries -----------------------------------------------------------------------------

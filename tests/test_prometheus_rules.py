@@ -1,5 +1,6 @@
 """Prometheus rules: promtool accepts them, and unit tests cover every alert both ways."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -118,3 +119,29 @@ def test_rules_read_only_published_metrics():
     for rule in _rules():
         unknown = series_names(rule["expr"], EXPORTER_METRICS) - EXPORTER_METRICS - records
         assert unknown == set(), f"{rule.get('record') or rule.get('alert')} reads {unknown}"
+
+
+def test_every_grouping_keeps_the_gateway():
+    """A fleet has the same rule on several gateways: an aggregation or a match without
+    gateway would merge them, or let one gateway's effect answer for another's."""
+    checked = 0
+    for rule in _rules():
+        # ignoring/without would keep gateway unless it is named: forbidden outright.
+        assert not re.search(r"\b(?:ignoring|without)\s*\(", rule["expr"])
+        for clause in re.findall(r"\b(?:by|on)\s*\(([^)]*)\)", rule["expr"]):
+            checked += 1
+            assert "gateway" in re.split(r"\s*,\s*", clause.strip()), (
+                rule.get("record") or rule.get("alert"),
+                clause,
+            )
+    assert checked >= 6
+
+
+def test_gateway_alerts_say_which_gateway():
+    # LumenExporterDown is about the one exporter that serves every gateway.
+    alerts = {rule["alert"]: rule for rule in _rules() if "alert" in rule}
+    for name, rule in alerts.items():
+        if name != "LumenExporterDown":
+            assert "{{ $labels.gateway }}" in rule["annotations"]["summary"], name
+    warning = alerts["LumenRuleWarningPattern"]["annotations"]["description"]
+    assert "{{ $labels.gateway }}" in warning
