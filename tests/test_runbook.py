@@ -9,9 +9,12 @@ import os
 import random
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from datetime import datetime
 from html.parser import HTMLParser
 from pathlib import Path
@@ -421,6 +424,42 @@ def test_watch_rewrites_when_effects_change(tmp_path):
     finally:
         p.terminate()
         p.wait(10)
+
+
+def test_serve_gives_the_current_page_and_nothing_else(tmp_path):
+    write_effects(tmp_path, [row(0, rule="served_rule")])
+    out = tmp_path / "out"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    p = subprocess.Popen([sys.executable, "-m", "tracker.runbook", "--root", str(tmp_path),
+                          "--out", str(out), "--watch", "--poll", "0.1",
+                          "--serve", f"127.0.0.1:{port}"], env=env,
+                         stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert time.monotonic() < deadline and p.poll() is None
+            try:
+                with urllib.request.urlopen(base + "/runbook.html", timeout=2) as r:
+                    page = r.read().decode("utf-8")
+                if "served_rule" in page:
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            time.sleep(0.1)
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(base + "/", timeout=2)  # no directory listing
+        assert e.value.code == 404
+    finally:
+        p.terminate()
+        p.wait(10)
+    bad = subprocess.run([sys.executable, "-m", "tracker.runbook", "--root", str(tmp_path),
+                          "--out", str(out), "--serve", "8088"], env=env,
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "--serve needs --watch" in bad.stderr
 
 
 # -------------------------------------------------------------- samples for pictures

@@ -7,9 +7,12 @@ serve a runbook that is never older than the last effect written.
 from __future__ import annotations
 
 import argparse
+import functools
+import http.server
 import logging
 import os
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -50,7 +53,34 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--poll", type=float, default=2.0, help="seconds between checks in --watch")
     p.add_argument("--heartbeat", type=Path,
                    help="file touched at every check in --watch, for health checks")
+    p.add_argument("--serve", metavar="[ADDR:]PORT",
+                   help="with --watch, also serve OUT over HTTP (the stack's runbook page; "
+                   "read-only, directory listings off)")
     return p
+
+
+class _Page(http.server.SimpleHTTPRequestHandler):
+    """Serves the runbook files only: no listing of the directory, no request log."""
+
+    def list_directory(self, path):  # noqa: ANN001 - http.server's signature
+        self.send_error(404)
+        return None
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002
+        pass
+
+
+def serve(out: Path, where: str) -> http.server.ThreadingHTTPServer:
+    """An HTTP server for OUT in a background thread; `where` is PORT or ADDR:PORT."""
+    host, _, port = where.rpartition(":")
+    if not port.isdigit():
+        raise options.SettingsError(f"--serve {where!r}: want PORT or ADDR:PORT")
+    out.mkdir(parents=True, exist_ok=True)
+    handler = functools.partial(_Page, directory=str(out))
+    server = http.server.ThreadingHTTPServer((host or "0.0.0.0", int(port)), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -114,7 +144,17 @@ def main(argv: list[str] | None = None) -> int:
             raise options.SettingsError("--charts-per-rule must be 0 or more")
         if not args.poll > 0:
             raise options.SettingsError("--poll must be a positive number of seconds")
+        if args.serve and not args.watch:
+            raise options.SettingsError("--serve needs --watch (a page that stays current)")
         if args.watch:
+            if args.serve:
+                try:
+                    server = serve(args.out, args.serve)
+                except OSError as e:
+                    log.error("cannot serve on %s: %s", args.serve, e)
+                    return options.FAILED
+                log.info("serving %s on http://%s:%d/runbook.html", args.out,
+                         *server.server_address[:2])
             watch(s, args.out, grafana, args.charts_per_rule, args.poll, log,
                   args.heartbeat)
         try:

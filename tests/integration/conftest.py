@@ -35,7 +35,7 @@ COMPOSE_FILE = REPO / "compose.yaml"
 AIRGAP_ENV = REPO / "build" / "airgap.env"
 IMAGE_UID = 10001  # the image's user (Dockerfile), owner of the data root in the tests
 PRE_S, POST_S, GUARD_S = 5, 5, 1
-CORE_SERVICES = ["demo", "tracker", "exporter", "prometheus", "alertmanager"]
+CORE_SERVICES = ["demo", "tracker", "exporter", "runbook", "prometheus", "alertmanager"]
 # What README tells users to type (Compose v2); CI installs it (.ci/setup-docker.sh).
 COMPOSE_COMMAND = "docker compose"
 START_TIMEOUT_S = 300
