@@ -1,0 +1,129 @@
+"""EffectsWriter's crash safety, shown deterministically: the new file reaches the disk as a
+temporary copy that is fsynced and then renamed over the old one, so a write that fails at
+any point leaves the old file as it was."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+
+from tracker import store
+from tracker.store import HEADER, EffectsWriter, read_effects, row_key
+
+
+def record(rule: str, **extra: str) -> dict[str, str]:
+    rec = {c: "" for c in HEADER}
+    rec.update(rule_ts="2025-10-23T13:10:00+09:00", actor="Lubit", rule=rule, old="1", new="2",
+               pre_s="30", post_s="30", d_phase="0.5", confounded="0")
+    rec.update(extra)
+    return rec
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    p = tmp_path / "logs" / "rules_effects.csv"
+    EffectsWriter(p).write([record("a"), record("b")])
+    return p
+
+
+def fd_path(fd: int) -> str:
+    return os.readlink(f"/proc/self/fd/{fd}")
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc (Linux)")
+def test_new_rows_reach_the_disk_through_an_fsynced_temp_file_then_a_rename(path, monkeypatch):
+    calls: list[tuple] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        # What is on the disk once fsync returns: the complete new file, under the temp name.
+        name = fd_path(fd)
+        real_fsync(fd)
+        calls.append(("fsync", name, Path(name).read_bytes()))
+
+    def replace(src, dst) -> None:
+        calls.append(("replace", os.fspath(src), os.fspath(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    before = path.read_bytes()
+    inode = path.stat().st_ino
+    assert EffectsWriter(path).write([record("c")]) == 1
+
+    (fsync_call, tmp, synced), (replace_call, src, dst) = calls
+    assert (fsync_call, replace_call) == ("fsync", "replace")
+    assert src == tmp and dst == str(path)
+    assert Path(tmp).parent == path.parent  # a rename within one directory is atomic
+    assert synced == path.read_bytes() and synced.startswith(before)
+    assert path.stat().st_ino != inode, "the old file was written in place"
+    assert [r["rule"] for r in read_effects(path)[1]] == ["a", "b", "c"]
+
+
+class DiskFull:
+    """A file whose write stores the first half of the data, then fails (ENOSPC)."""
+
+    def __init__(self, f) -> None:
+        self.f = f
+
+    def write(self, data: bytes) -> int:
+        self.f.write(data[: len(data) // 2])
+        self.f.flush()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def __getattr__(self, name: str):
+        return getattr(self.f, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.f.close()
+
+
+def fail_write_partway(monkeypatch, path: Path) -> None:
+    def open_(file, mode="r", *args, **kwargs):
+        f = open(file, mode, *args, **kwargs)
+        # Any write that is not to the lock file fails halfway, wherever it goes.
+        return DiskFull(f) if "w" in mode and Path(file).name != f".{path.name}.lock" else f
+
+    monkeypatch.setattr(store, "open", open_, raising=False)
+
+
+def fail(name: str):
+    def raise_(*args, **kwargs):
+        raise OSError(errno.EIO, f"{name} failed")
+
+    return raise_
+
+
+@pytest.mark.parametrize("how", ["write", "fsync", "replace"])
+def test_a_write_failing_partway_leaves_the_old_file_intact(path, monkeypatch, how):
+    before = path.read_bytes()
+    inode = path.stat().st_ino
+    writer = EffectsWriter(path)
+    with monkeypatch.context() as m:
+        if how == "write":
+            fail_write_partway(m, path)
+        else:
+            m.setattr(os, how, fail(how))
+        with pytest.raises(OSError):
+            writer.write([record("c"), record("d")])
+    assert path.read_bytes() == before
+    assert path.stat().st_ino == inode
+    # Not taken as written: the next write (or the next run, after a crash) adds them.
+    assert writer.write([record("c"), record("d")]) == 2
+    assert [r["rule"] for r in read_effects(path)[1]] == ["a", "b", "c", "d"]
+    assert not list(path.parent.glob("*.tmp")), "a temp file was left behind"
+
+
+def test_a_temp_file_left_by_a_killed_writer_is_never_read_and_is_removed(path):
+    stale = path.with_name(f".{path.name}.99999.tmp")
+    stale.write_bytes(path.read_bytes() + b"2025-10-23T13:10:00+09:00,Lubit,half")
+    writer = EffectsWriter(path)
+    assert not stale.exists()
+    assert {k[2] for k in writer.keys} == {"a", "b"}
+    assert {row_key(r)[2] for r in read_effects(path)[1]} == {"a", "b"}
