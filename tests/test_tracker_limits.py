@@ -1,0 +1,128 @@
+"""Values exactly on a limit: settings on their bounds, exactly 50 samples on a side, an event
+whose pre window starts just before what a following tracker still holds."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+
+import pytest
+
+from tests.rootdata import append, effects, event, sample_rows, write_history, write_metrics
+from tracker import cli
+from tracker import run as run_mod
+from tracker.effects import UNRELIABLE_BELOW
+from tracker.report import Reporter
+from tracker.run import Tracker, run_once
+from tracker.settings import resolve
+
+# --- settings on their limits: 0 <= guard < min(pre, post), pre > 0, post > 0 -------------
+
+
+@pytest.mark.parametrize("pre, post, guard", [
+    (30, 30, 0),  # guard 0: the sample at t0 is on both sides
+    (30, 30, 29.999),
+    (10, 30, 9.999),  # below the shorter window, pre
+    (30, 10, 9.999),  # below the shorter window, post
+    (0.001, 0.001, 0),
+])
+def test_settings_just_inside_their_limits_are_accepted(tmp_path, pre, post, guard):
+    s = resolve(str(tmp_path), pre, post, guard, env={})
+    assert (s.pre_s, s.post_s, s.guard_s) == (pre, post, guard)
+
+
+@pytest.mark.parametrize("pre, post, guard", [
+    (0, 30, 0),
+    (30, 0, 0),
+    (-1, 30, 0),
+    (30, -1, 0),
+    (math.nan, 30, 0),
+    (30, 30, 30),  # guard equal to both windows
+    (10, 30, 10),  # guard equal to the shorter window, pre
+    (30, 10, 10),  # guard equal to the shorter window, post
+    (30, 30, -0.001),
+    (30, 30, math.nan),
+])
+def test_settings_on_or_past_their_limits_are_rejected(tmp_path, pre, post, guard):
+    with pytest.raises(ValueError, match="window|guard"):
+        resolve(str(tmp_path), pre, post, guard, env={})
+
+
+def test_cli_exit_2_for_a_guard_as_long_as_a_window(tmp_path, capsys):
+    assert cli.main(["--root", str(tmp_path), "--pre", "10", "--guard", "10"]) == 2
+    assert "guard" in capsys.readouterr().err
+    assert cli.main(["--root", str(tmp_path), "--pre", "10", "--guard", "9.5"]) == 0
+
+
+def test_environment_limits_and_flags_over_environment(tmp_path):
+    env = {"LUMEN_EFFECT_PRE_S": "20", "LUMEN_EFFECT_POST_S": "25", "LUMEN_EFFECT_GUARD_S": "2",
+           "LUMEN_ROOT": str(tmp_path), "LUMEN_NAIVE_TZ": "+00:00"}
+    s = resolve(env=env)
+    assert (s.root, s.pre_s, s.post_s, s.guard_s, s.naive_zone_name) == (
+        tmp_path, 20, 25, 2, "+00:00")
+    s = resolve(str(tmp_path / "f"), 5, 6, 0, "+01:00", env=env)
+    assert (s.root, s.pre_s, s.post_s, s.guard_s, s.naive_zone_name) == (
+        tmp_path / "f", 5, 6, 0, "+01:00")
+    s = resolve(env={"LUMEN_EFFECT_PRE_S": " ", "LUMEN_EFFECT_GUARD_S": ""})
+    assert (str(s.root), s.pre_s, s.post_s, s.guard_s, s.naive_zone_name) == (
+        ".", 30, 30, 1, "+09:00")
+    with pytest.raises(ValueError, match="guard"):
+        resolve(env={**env, "LUMEN_EFFECT_GUARD_S": "20"})  # = pre from the environment
+    with pytest.raises(ValueError, match=r"LUMEN_EFFECT_POST_S='abc' is not a number"):
+        resolve(env={"LUMEN_EFFECT_POST_S": "abc"})
+
+
+# --- exactly 50 samples on a side -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("side", ["pre", "post"])
+@pytest.mark.parametrize("valid, unreliable", [(UNRELIABLE_BELOW, 0), (UNRELIABLE_BELOW - 1, 1)])
+def test_unreliable_below_exactly_50_samples_on_a_side(tmp_path, side, valid, unreliable):
+    # 146 samples a side; risk_band blank on all but `valid` of one side.
+    def value(t):
+        blank = (t < 0) == (side == "pre") and abs(t) > 1 + (valid - 1) / 5 + 0.1
+        return (1.0, 2.0, 3.0, "" if blank else 4.0)
+
+    write_metrics(tmp_path, sample_rows(-30, 30, value=value))
+    write_history(tmp_path, [event(0)])
+    summary = run_once(resolve(str(tmp_path), env={}), Reporter(io.StringIO()))
+    (row,) = effects(tmp_path)
+    assert row[f"n_{side}_risk"] == str(valid)
+    assert row[f"n_{'post' if side == 'pre' else 'pre'}_risk"] == "146"
+    assert summary.written == 1 and summary.unreliable == unreliable
+    assert summary.line().endswith(f"(unreliable {unreliable}, confounded 0)")
+
+
+# --- the first sample a late event needs is just older than what is kept ----------------------
+
+
+def test_late_event_needing_rows_just_older_than_the_buffer(tmp_path):
+    write_metrics(tmp_path, sample_rows(0, 3000))
+    h = write_history(tmp_path, [])
+    t = Tracker(resolve(str(tmp_path), env={}), Reporter(io.StringIO()), keep_warm=True)
+    t.step()
+    oldest_s = min(seg.first_us for seg in t.buffer.segments) / 1e6 - t.buffer.max_us / 1e6 + 3000
+    t0 = math.ceil(oldest_s) + 10  # its pre window starts 20 s before the oldest row kept
+    append(h, json.dumps(event(t0)) + "\n")
+    assert t.step() == 1
+    (row,) = effects(tmp_path)
+    assert row["n_pre_phase"] == "146" and row["n_post_phase"] == "146"
+
+
+def test_long_file_entered_by_bisect_with_a_pre_window_longer_than_the_margin(
+        tmp_path, monkeypatch):
+    # The bisect lands DISORDER_MARGIN (60 s) before the first sample the oldest pending
+    # event needs; with a 45 s pre window, landing relative to t0 instead would lose rows.
+    rows = sample_rows(0, 1000, value=lambda t: (t % 7, t % 3, 1, 2))
+    events = [event(s, rule=f"r{s}") for s in (500, 900)]
+    for name in ("whole", "skip"):
+        write_metrics(tmp_path / name, rows)
+        write_history(tmp_path / name, events)
+    run_once(resolve(str(tmp_path / "whole"), pre=45, env={}), Reporter(io.StringIO()))
+    monkeypatch.setattr(run_mod, "SKIP_THRESHOLD_BYTES", 1000)
+    t = Tracker(resolve(str(tmp_path / "skip"), pre=45, env={}), Reporter(io.StringIO()))
+    t.step()
+    assert effects(tmp_path / "skip") == effects(tmp_path / "whole")
+    assert [r["n_pre_phase"] for r in effects(tmp_path / "whole")] == ["221", "221"]
+    assert t.metrics.numbers.known[0] > 0  # it did not read from the first line
