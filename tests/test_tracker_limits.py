@@ -32,21 +32,26 @@ def test_settings_just_inside_their_limits_are_accepted(tmp_path, pre, post, gua
     assert (s.pre_s, s.post_s, s.guard_s) == (pre, post, guard)
 
 
-@pytest.mark.parametrize("pre, post, guard", [
-    (0, 30, 0),
-    (30, 0, 0),
-    (-1, 30, 0),
-    (30, -1, 0),
-    (math.nan, 30, 0),
-    (30, 30, 30),  # guard equal to both windows
-    (10, 30, 10),  # guard equal to the shorter window, pre
-    (30, 10, 10),  # guard equal to the shorter window, post
-    (30, 30, -0.001),
-    (30, 30, math.nan),
+POSITIVE = "pre and post windows must be positive seconds"
+GUARD = "guard must be >= 0 and shorter than both windows"
+
+
+@pytest.mark.parametrize("pre, post, guard, reason", [
+    (0, 30, 0, POSITIVE),
+    (30, 0, 0, POSITIVE),
+    (-1, 30, 0, POSITIVE),
+    (30, -1, 0, POSITIVE),
+    (math.nan, 30, 0, POSITIVE),
+    (30, 30, 30, GUARD),  # guard equal to both windows
+    (10, 30, 10, GUARD),  # guard equal to the shorter window, pre
+    (30, 10, 10, GUARD),  # guard equal to the shorter window, post
+    (30, 30, -0.001, GUARD),
+    (30, 30, math.nan, GUARD),
 ])
-def test_settings_on_or_past_their_limits_are_rejected(tmp_path, pre, post, guard):
-    with pytest.raises(ValueError, match="window|guard"):
+def test_settings_on_or_past_their_limits_are_rejected(tmp_path, pre, post, guard, reason):
+    with pytest.raises(ValueError) as e:
         resolve(str(tmp_path), pre, post, guard, env={})
+    assert str(e.value) == reason
 
 
 def test_cli_exit_2_for_a_guard_as_long_as_a_window(tmp_path, capsys):
