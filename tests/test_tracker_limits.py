@@ -32,8 +32,9 @@ def test_settings_just_inside_their_limits_are_accepted(tmp_path, pre, post, gua
     assert (s.pre_s, s.post_s, s.guard_s) == (pre, post, guard)
 
 
-POSITIVE = "pre and post windows must be positive seconds"
-GUARD = "guard must be >= 0 and shorter than both windows"
+# Words the message must hold: each limit has its own reason.
+POSITIVE = "positive"
+GUARD = "guard"
 
 
 @pytest.mark.parametrize("pre, post, guard, reason", [
@@ -51,7 +52,7 @@ GUARD = "guard must be >= 0 and shorter than both windows"
 def test_settings_on_or_past_their_limits_are_rejected(tmp_path, pre, post, guard, reason):
     with pytest.raises(ValueError) as e:
         resolve(str(tmp_path), pre, post, guard, env={})
-    assert str(e.value) == reason
+    assert reason in str(e.value) and ({POSITIVE, GUARD} - {reason}).pop() not in str(e.value)
 
 
 def test_cli_exit_2_for_a_guard_as_long_as_a_window(tmp_path, capsys):
