@@ -132,3 +132,20 @@ def test_long_file_entered_by_bisect_with_a_pre_window_longer_than_the_margin(
     assert effects(tmp_path / "skip") == effects(tmp_path / "whole")
     assert [r["n_pre_phase"] for r in effects(tmp_path / "whole")] == ["221", "221"]
     assert t.metrics.numbers.known[0] > 0  # it did not read from the first line
+
+
+# --- values at the ends of the float range -------------------------------------------------
+
+
+def test_mean_of_finite_values_whose_sum_overflows_is_finite(tmp_path):
+    def value(t):
+        return (1.5e308 if t < 0 else 1e308, -1.5e308 if t < 0 else 1.0, 1.0, 1.0)
+
+    write_metrics(tmp_path, sample_rows(-30, 30, value=value))
+    write_history(tmp_path, [event(0)])
+    run_once(resolve(str(tmp_path), env={}), Reporter(io.StringIO()))
+    (row,) = effects(tmp_path)
+    assert float(row["pre_phase"]) == pytest.approx(1.5e308)
+    assert float(row["post_phase"]) == pytest.approx(1e308)
+    assert float(row["d_phase"]) == pytest.approx(-0.5e308)
+    assert float(row["pre_entropy"]) == pytest.approx(-1.5e308)
