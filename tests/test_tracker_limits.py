@@ -149,3 +149,15 @@ def test_mean_of_finite_values_whose_sum_overflows_is_finite(tmp_path):
     assert float(row["post_phase"]) == pytest.approx(1e308)
     assert float(row["d_phase"]) == pytest.approx(-0.5e308)
     assert float(row["pre_entropy"]) == pytest.approx(-1.5e308)
+
+
+@pytest.mark.parametrize("pre, post, guard, text", [
+    (10.5, 20.25, 0.5, ("10.5", "20.25", "0.5")),
+    (30.0, 30, 1.0, ("30", "30", "1")),
+])
+def test_window_seconds_as_written(tmp_path, pre, post, guard, text):
+    write_metrics(tmp_path, sample_rows(-30, 30))
+    write_history(tmp_path, [event(0)])
+    run_once(resolve(str(tmp_path), pre, post, guard, env={}), Reporter(io.StringIO()))
+    (row,) = effects(tmp_path)
+    assert (row["pre_s"], row["post_s"], row["guard_s"]) == text
