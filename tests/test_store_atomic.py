@@ -127,3 +127,42 @@ def test_a_temp_file_left_by_a_killed_writer_is_never_read_and_is_removed(path):
     assert not stale.exists()
     assert {k[2] for k in writer.keys} == {"a", "b"}
     assert {row_key(r)[2] for r in read_effects(path)[1]} == {"a", "b"}
+
+
+# --- what the writer writes -----------------------------------------------------------------
+
+
+def test_first_write_makes_the_directories_and_a_header_and_lf_lines(tmp_path):
+    p = tmp_path / "new" / "root" / "logs" / "rules_effects.csv"
+    rec = record("a")
+    del rec["confounded"]  # a column the record lacks is written empty
+    assert EffectsWriter(p).write([rec]) == 1
+    data = p.read_bytes()
+    assert b"\r" not in data and data.count(b"\n") == 2
+    header, rows, bad = read_effects(p)
+    assert header == HEADER and bad == []
+    assert rows[0]["confounded"] == "" and rows[0]["rule"] == "a"
+
+
+def test_file_mode_is_kept(path):
+    path.chmod(0o640)
+    EffectsWriter(path).write([record("c")])
+    assert path.stat().st_mode & 0o7777 == 0o640
+
+
+def test_a_half_row_at_the_end_is_dropped_and_the_new_rows_are_whole(path):
+    whole = path.read_bytes()
+    with open(path, "ab") as f:
+        f.write(b"2025-10-23T13:10:00+09:00,Lubit,cut")
+    assert EffectsWriter(path).write([record("c")]) == 1
+    assert path.read_bytes().startswith(whole)
+    _, rows, bad = read_effects(path)
+    assert [r["rule"] for r in rows] == ["a", "b", "c"] and bad == []
+
+
+def test_a_writer_sees_rows_another_wrote_since(path):
+    first, second = EffectsWriter(path), EffectsWriter(path)
+    assert first.write([record("c")]) == 1
+    assert second.write([record("c"), record("d")]) == 1
+    assert first.write([record("d")]) == 0
+    assert [r["rule"] for r in read_effects(path)[1]] == ["a", "b", "c", "d"]
