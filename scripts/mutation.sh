@@ -19,5 +19,5 @@ for arg in "$@"; do
 done
 
 # Niced: the machine is shared. mutmut exits non-zero when mutants survive; the score says more.
-nice mutmut run ${patterns[@]+"${patterns[@]}"} || true
+LUMEN_PROPERTY_EXAMPLES=${LUMEN_PROPERTY_EXAMPLES:-25} nice mutmut run ${patterns[@]+"${patterns[@]}"} || true
 python3 scripts/mutation_score.py ${modules[@]+"${modules[@]}"}
