@@ -155,7 +155,9 @@ def test_a_half_row_at_the_end_is_dropped_and_the_new_rows_are_whole(path):
     with open(path, "ab") as f:
         f.write(b"2025-10-23T13:10:00+09:00,Lubit,cut")
     assert EffectsWriter(path).write([record("c")]) == 1
-    assert path.read_bytes().startswith(whole)
+    data = path.read_bytes()
+    assert data.startswith(whole)
+    assert data[len(whole):].startswith(b"2025-10-23T13:10:00+09:00,Lubit,c,1,2,")
     _, rows, bad = read_effects(path)
     assert [r["rule"] for r in rows] == ["a", "b", "c"] and bad == []
 
@@ -166,3 +168,33 @@ def test_a_writer_sees_rows_another_wrote_since(path):
     assert second.write([record("c"), record("d")]) == 1
     assert first.write([record("d")]) == 0
     assert [r["rule"] for r in read_effects(path)[1]] == ["a", "b", "c", "d"]
+
+
+# --- what the reader reads ------------------------------------------------------------------
+
+
+def test_reader_ignores_a_cut_last_row_and_a_bom_and_keeps_odd_bytes(path):
+    header = path.read_bytes().split(b"\n", 1)[0]
+    row = b"2025-10-23T13:10:00+09:00,Lubit,\xff\xfe," + b",".join([b"1"] * (len(HEADER) - 3))
+    path.write_bytes(b"\xef\xbb\xbf" + header + b"\n" + row + b"\n" + b"2025-10-23T13:1")
+    got_header, rows, bad = read_effects(path)
+    assert got_header == HEADER and bad == []
+    assert [r["rule"] for r in rows] == ["\ufffd\ufffd"]
+
+
+def test_fields_with_carriage_returns_and_newlines_read_back_as_written(path):
+    odd = record("c", actor="A\rB", old="1\r\n2", new="x\ny")
+    writer = EffectsWriter(path)
+    assert writer.write([odd]) == 1
+    (row,) = [r for r in read_effects(path)[1] if r["rule"] == "c"]
+    assert (row["actor"], row["old"], row["new"]) == ("A\rB", "1\r\n2", "x\ny")
+    assert EffectsWriter(path).write([odd]) == 0
+
+
+def test_a_damaged_row_with_just_its_key_fields_is_not_written_again(path):
+    lines = path.read_text().splitlines()
+    lines[1] = ",".join(lines[1].split(",")[:5])  # row a cut to the 5 fields of its key
+    path.write_text("\n".join(lines) + "\n")
+    writer = EffectsWriter(path)
+    assert writer.write([record("a")]) == 0
+    assert len(read_effects(path)[2]) == 1
