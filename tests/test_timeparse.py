@@ -16,7 +16,7 @@ T0 = datetime(2025, 10, 23, 13, 10, tzinfo=KST)
 
 @pytest.mark.parametrize("text, offset", [
     ("+09:00", 9 * 60), ("-05:30", -330), ("UTC+0100", 60), ("0930", None), ("UTC", 0),
-    ("z", 0), ("Asia/Seoul", 9 * 60), ("Nowhere/City", None), ("", None),
+    ("z", 0), ("utc", 0), ("Asia/Seoul", 9 * 60), ("Nowhere/City", None), ("", None),
 ])
 def test_parse_zone(text, offset):
     if offset is None:
@@ -40,6 +40,7 @@ def test_parser_naive_zone_and_forms():
     assert tp.parse(" 2025-10-23T13:10:00+09:00 ") == to_us(T0)
     assert not tp.saw_naive
     assert tp.parse("20251023T131000+0900") == to_us(T0)
+    assert tp.parse("2025-296T13:10:00+09:00") == to_us(T0)  # an ordinal date: dateutil's
     assert tp.parse("2025-10-23T13:10:00") == to_us(T0) and tp.saw_naive
     for bad in ("", "  ", "yesterday"):
         with pytest.raises(ValueError):
