@@ -86,7 +86,8 @@ def test_unreadable_metrics_header_leaves_the_latest_gauges_out(tmp_path, capsys
     m = scrape(registry)
     assert "lumen_phase_diff" not in m and "lumen_metrics_last_sample_timestamp_seconds" not in m
     assert readable(m, "metrics.csv") == 0
-    assert f"lumen-exporter: {p}: cannot read: " in capsys.readouterr().err
+    assert f"lumen-exporter: {p}: cannot read: {p}:1: header lacks column(s) ts" in (
+        capsys.readouterr().err)
 
 
 def test_bad_tail_rows_counted_once_across_appends_and_anew_in_a_new_file(tmp_path, monkeypatch):
@@ -114,6 +115,14 @@ def test_bad_tail_rows_counted_once_across_appends_and_anew_in_a_new_file(tmp_pa
     assert errors(m, "metrics.csv") == 6 and one(m, "lumen_phase_diff") == 1
 
 
+def test_as_many_bad_tail_rows_as_the_memo_holds_are_each_counted_once(tmp_path):
+    p = write_metrics(tmp_path, sample_rows(0, 1) + ["x"] * 10_000)
+    registry = build(str(tmp_path))
+    assert errors(scrape(registry), "metrics.csv") == 10_000
+    append(p, "y\n")
+    assert errors(scrape(registry), "metrics.csv") == 10_001
+
+
 def test_more_bad_tail_rows_than_the_memo_holds(tmp_path):
     p = write_metrics(tmp_path, sample_rows(0, 1) + ["x"] * 10_001)
     registry = build(str(tmp_path))
@@ -139,7 +148,8 @@ def test_history_that_cannot_be_read_is_said_not_counted(tmp_path, capsys):
     (tmp_path / "controls" / HIST).mkdir(parents=True)
     m = scrape(build(str(tmp_path)))
     assert readable(m, HIST) == 0 and errors(m, HIST) == 0
-    assert f"{tmp_path / 'controls' / HIST}: cannot read: " in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'controls' / HIST}: cannot read: [Errno 21] Is a directory" in err
 
 
 def test_naive_history_times_are_read_in_the_configured_zone(tmp_path):
