@@ -63,6 +63,7 @@ def test_a_good_line():
     (line(rule=...), "missing rule; line skipped"),
     (line(rule=""), "missing rule; line skipped"),
     (line(rule=3), "missing rule; line skipped"),
+    ("X" + line(), "malformed JSON (Expecting value at column 1); line skipped"),
 ])
 def test_lines_left_out_say_why(raw, message):
     ev, said = parse(raw)
@@ -162,3 +163,14 @@ def test_truncated_or_replaced_file_is_read_from_the_top(reader):
     got = reader.read_new()
     assert rules(got) == ["y", "z"] and [e.line for e in got] == [1, 2]
     assert reader.generation == 3
+
+
+def test_a_new_file_starting_with_an_empty_line_after_an_unterminated_one(reader):
+    write(reader, line(rule="a"))  # taken without its newline
+    assert rules(reader.read_new()) == ["a"]
+    new = reader.path.with_name("h.new")
+    new.write_text("\n{bad\n" + line(rule="b") + "\n", encoding="utf-8")
+    os.replace(new, reader.path)
+    got = reader.read_new()
+    assert rules(got) == ["b"] and got[0].line == 3
+    assert f"{reader.path}:2: malformed JSON" in reader.said.getvalue()
