@@ -188,6 +188,7 @@ def test_fields_with_carriage_returns_and_newlines_read_back_as_written(path):
     assert writer.write([odd]) == 1
     (row,) = [r for r in read_effects(path)[1] if r["rule"] == "c"]
     assert (row["actor"], row["old"], row["new"]) == ("A\rB", "1\r\n2", "x\ny")
+    assert path.read_bytes().endswith(b'"0"\n') and not path.read_bytes().endswith(b"\r\n")
     assert EffectsWriter(path).write([odd]) == 0
 
 
@@ -198,3 +199,11 @@ def test_a_damaged_row_with_just_its_key_fields_is_not_written_again(path):
     writer = EffectsWriter(path)
     assert writer.write([record("a")]) == 0
     assert len(read_effects(path)[2]) == 1
+
+
+def test_a_header_not_starting_with_the_19_columns_is_refused(path):
+    from tracker.store import EffectsFileError
+
+    path.write_text("X" + path.read_text())
+    with pytest.raises(EffectsFileError, match="header does not start with the 19 columns"):
+        read_effects(path)
