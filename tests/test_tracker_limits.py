@@ -161,3 +161,21 @@ def test_window_seconds_as_written(tmp_path, pre, post, guard, text):
     run_once(resolve(str(tmp_path), pre, post, guard, env={}), Reporter(io.StringIO()))
     (row,) = effects(tmp_path)
     assert (row["pre_s"], row["post_s"], row["guard_s"]) == text
+
+
+# --- files longer than what is read of them -------------------------------------------------
+
+
+def test_latest_sample_of_a_file_longer_than_the_tail_read(tmp_path):
+    from exporter.cli import build
+    from tests.test_exporter import one, scrape
+
+    # ~140 KB, more than the 64 KB read; risk_band blank throughout, so every row read is
+    # looked at, down to the first, which the 64 KB cut leaves partial
+    write_metrics(tmp_path, sample_rows(0, 600, value=lambda t: (t, 1.0, 2.0, "")))
+    m = scrape(build(str(tmp_path)))
+    assert one(m, "lumen_phase_diff") == 600 and "lumen_risk_band" not in m
+    # the cut row is not a bad row
+    assert one(m, "lumen_input_parse_errors_total", file="metrics.csv") == 0
+    assert one(m, "lumen_input_readable", file="metrics.csv") == 1
+
