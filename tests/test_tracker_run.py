@@ -99,3 +99,16 @@ def test_an_event_not_late_does_not_make_the_file_read_again(tmp_path, monkeypat
     assert row["n_pre_phase"] == "146"
     append(h, json.dumps(event(oldest + 29.8, rule="late")) + "\n")  # one row older: late
     assert t.step() == 1 and starts == [1]
+
+
+def test_the_zone_for_naive_times_is_said_once(tmp_path):
+    rows = [r.replace("+09:00", "") for r in sample_rows(-40, 40)]
+    m = write_metrics(tmp_path, rows)
+    write_history(tmp_path, [event(0)])
+    out = io.StringIO()
+    t = Tracker(resolve(str(tmp_path), env={}), Reporter(out), keep_warm=True)
+    t.step()
+    append(m, "".join(r.replace("+09:00", "") + "\n" for r in sample_rows(40.2, 41)))
+    t.step()
+    assert out.getvalue() == ("timestamps without an offset are read as +09:00 "
+                              "(set --naive-tz or LUMEN_NAIVE_TZ to change)\n")
