@@ -47,9 +47,11 @@ def test_head_sends_the_headers_only(server):  # noqa: F811
 
 def test_an_ipv6_bind_address_serves_ipv6(tmp_path):
     try:
-        srv = make_server(build(str(tmp_path)), "::1", 0)
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
     except OSError as e:
         pytest.skip(f"no IPv6 loopback here: {e}")
+    srv = make_server(build(str(tmp_path)), "::1", 0)
     assert srv.address_family == socket.AF_INET6
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:

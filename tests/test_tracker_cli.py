@@ -68,7 +68,7 @@ def test_help_names_each_flag_and_its_environment_variable(capsys):
     assert text.startswith("usage: lumen-rules-effects ")
     for flag, env in (("--root", "$LUMEN_ROOT"), ("--pre", "$LUMEN_EFFECT_PRE_S"),
                       ("--post", "$LUMEN_EFFECT_POST_S"), ("--guard", "$LUMEN_EFFECT_GUARD_S"),
-                      ("--naive-tz", "$LUMEN_NAIVE_TZ"), ("--follow", "post window"),
+                      ("--naive-tz", "$LUMEN_NAIVE_TZ"), ("--follow", "keep running"),
                       ("--poll", "between polls"), ("--heartbeat", "health checks")):
         assert flag in text and env in text, flag
     assert "rules_history.jsonl" in text
