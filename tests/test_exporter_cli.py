@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+
 import pytest
 
 from exporter import cli
@@ -87,3 +90,17 @@ def test_help_names_each_flag_and_its_environment_variable(capsys):
                        ("--guard", "$LUMEN_EFFECT_GUARD_S"), ("--naive-tz", "$LUMEN_NAIVE_TZ")):
         assert flag in text and said in text, flag
     assert "Prometheus exporter" in text
+
+
+def test_defaults_50_recent_changes_and_the_naive_zone_flag(tmp_path, servers):
+    (tmp_path / "controls").mkdir()
+    lines = [json.dumps({"ts": f"2025-10-23T04:{k:02d}:00", "actor": "a", "rule": f"r{k}",
+                         "old": 1, "new": 2}) for k in range(60)]
+    (tmp_path / "controls" / "rules_history.jsonl").write_text("\n".join(lines) + "\n")
+    assert cli.main(["--root", str(tmp_path)]) == 0
+    assert cli.main(["--root", str(tmp_path), "--naive-tz", "UTC"]) == 0
+    kst, utc = (scrape(s.registry) for s in servers)
+    assert len(kst["lumen_rule_change_timestamp_seconds"]) == 50
+    newest = datetime(2025, 10, 23, 4, 59, tzinfo=UTC).timestamp()  # the last, read as UTC
+    assert utc["lumen_rule_last_change_timestamp_seconds"] == [({}, newest)]
+    assert kst["lumen_rule_last_change_timestamp_seconds"] == [({}, newest - 9 * 3600)]
