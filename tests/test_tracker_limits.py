@@ -9,7 +9,7 @@ import math
 
 import pytest
 
-from tests.rootdata import append, effects, event, sample_rows, write_history, write_metrics
+from tests.rootdata import append, effects, event, sample_rows, ts, write_history, write_metrics
 from tracker import cli
 from tracker import run as run_mod
 from tracker.effects import UNRELIABLE_BELOW
@@ -179,3 +179,29 @@ def test_latest_sample_of_a_file_longer_than_the_tail_read(tmp_path):
     assert one(m, "lumen_input_parse_errors_total", file="metrics.csv") == 0
     assert one(m, "lumen_input_readable", file="metrics.csv") == 1
 
+
+
+def test_long_file_entered_by_bisect_over_crlf_bad_and_non_utf8_lines(tmp_path, monkeypatch):
+    # ts in the last column (so the line end must come off before it is read), CRLF line
+    # ends, and runs of bad lines where the bisect lands: it must still skip ahead, and
+    # find every row the effects need.
+    def row(t):
+        return f"{t % 7},{t % 3},1,2,{ts(t)}"
+
+    lines = []
+    for k in range(4000 * 5 + 1):
+        lines.append(row(round(k / 5, 1)))
+        if k % 97 == 0:
+            lines += ["garbage", "1,2,3,4,not a time", "1,2,3,4,\xff\xfe"]
+    history = [event(s, rule=f"r{s}") for s in (500, 2000, 3900)]
+    for name in ("whole", "skip"):
+        write_metrics(tmp_path / name, lines, header="phase_diff,entropy_rate,creative_band,"
+                      "risk_band,ts", newline="\r\n")
+        write_history(tmp_path / name, history)
+    run_once(resolve(str(tmp_path / "whole"), env={}), Reporter(io.StringIO()))
+    monkeypatch.setattr(run_mod, "SKIP_THRESHOLD_BYTES", 1000)
+    t = Tracker(resolve(str(tmp_path / "skip"), env={}), Reporter(io.StringIO()))
+    t.step()
+    assert effects(tmp_path / "skip") == effects(tmp_path / "whole")
+    assert [r["n_pre_phase"] for r in effects(tmp_path / "whole")] == ["146"] * 3
+    assert t.metrics.numbers.known[0] > 0  # it did not read from the first line
