@@ -205,3 +205,32 @@ def test_long_file_entered_by_bisect_over_crlf_bad_and_non_utf8_lines(tmp_path, 
     assert effects(tmp_path / "skip") == effects(tmp_path / "whole")
     assert [r["n_pre_phase"] for r in effects(tmp_path / "whole")] == ["146"] * 3
     assert t.metrics.numbers.known[0] > 0  # it did not read from the first line
+
+
+def test_a_bad_row_after_a_bisect_is_named_by_its_true_line_number(tmp_path, monkeypatch):
+    monkeypatch.setattr(run_mod, "SKIP_THRESHOLD_BYTES", 1000)
+    lines = sample_rows(0, 4000)
+    lines[19_000] = lines[19_000].rsplit(",", 1)[0] + ",\xff"  # 3800 s, in r3800's pre window
+    write_metrics(tmp_path, lines)
+    write_history(tmp_path, [event(3830, rule="r3800")])
+    out = io.StringIO()
+    t = Tracker(resolve(str(tmp_path), env={}), Reporter(out))
+    t.step()
+    assert t.metrics.numbers.known[0] > 0  # it did not read from the first line
+    # line 1 is the header: row k of the list is line k + 2
+    assert out.getvalue() == (
+        f"{tmp_path / 'logs' / 'metrics.csv'}:19002: risk_band 'ÿ' is not a number; "
+        "left out of the means\n")
+
+
+def test_the_exporter_reads_a_tail_with_bytes_not_utf8(tmp_path):
+    from exporter.cli import build
+    from tests.test_exporter import one, scrape
+
+    p = write_metrics(tmp_path, sample_rows(0, 10))
+    with open(p, "ab") as f:
+        f.write(ts(10.2).encode() + b",1,2,\xff\xfe,4\n")
+    m = scrape(build(str(tmp_path)))
+    assert one(m, "lumen_phase_diff") == 1 and one(m, "lumen_risk_band") == 4
+    assert one(m, "lumen_creative_band") == 2  # the newest finite one, from the row before
+    assert one(m, "lumen_input_parse_errors_total", file="metrics.csv") == 0
