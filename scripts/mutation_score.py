@@ -1,6 +1,9 @@
 """Per-module mutation scores from mutmut's results, leaving out the equivalent mutants.
 
 Usage: python3 scripts/mutation_score.py [MODULE_PREFIX...]   (run by scripts/mutation.sh)
+       python3 scripts/mutation_score.py --retest-alive [MODULE_PREFIX...]
+           forgets the verdict on the alive mutants, so that the next run tries them
+           against the tests added since (mutmut keeps a verdict once given)
 
 score = killed / (mutants run - equivalent), where killed counts the mutants a test failed
 on or that ran past mutmut's timeout; equivalent mutants (a change no input can observe)
@@ -9,6 +12,7 @@ are listed, with why, in docs/equivalent-mutants.md.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -40,14 +44,39 @@ def module_of(mutant: str) -> str:
     return mutant.split(".x", 1)[0] if ".x" in mutant else mutant.rsplit(".", 1)[0]
 
 
+def in_scope(module: str, prefixes: list[str]) -> bool:
+    return any(not p or module == p or module.startswith(p + ".") for p in prefixes)
+
+
+ALIVE_CODES = {0, 5, 33}  # survived, no tests (mutmut's exit codes)
+
+
+def retest_alive(prefixes: list[str]) -> int:
+    count = 0
+    for meta in (REPO / "mutants").rglob("*.py.meta"):
+        data = json.loads(meta.read_text(encoding="utf-8"))
+        codes = data["exit_code_by_key"]
+        alive = [k for k, c in codes.items()
+                 if c in ALIVE_CODES and in_scope(module_of(k), prefixes)]
+        for key in alive:
+            codes[key] = None
+        if alive:
+            meta.write_text(json.dumps(data), encoding="utf-8")
+            count += len(alive)
+    print(f"{count} alive mutants will be tried again")
+    return 0
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--retest-alive"]:
+        return retest_alive(argv[1:] or [""])
     prefixes = argv or [""]
     equivalent = equivalent_names()
     by_module: dict[str, Counter] = defaultdict(Counter)
     survivors: list[str] = []
     for name, status in sorted(results().items()):
         module = module_of(name)
-        if not any(module == p or module.startswith(p + ".") or not p for p in prefixes):
+        if not in_scope(module, prefixes):
             continue
         if status in NOT_RUN:
             by_module[module]["not run"] += 1
