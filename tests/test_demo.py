@@ -13,8 +13,10 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import yaml
@@ -37,6 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 START = datetime(2025, 10, 23, 13, 10, 0, tzinfo=KST)
 TEN_MIN = 10 * 60 * 5
 METRICS_TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+09:00$")
+T = TypeVar("T")
 RULE_TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+09:00$")
 PHASE, ENTROPY, CREATIVE, RISK = range(4)
 
@@ -435,17 +438,17 @@ def test_cli_root_from_flag_env_or_cwd(monkeypatch: pytest.MonkeyPatch, tmp_path
     def fake_run(root: Path, seed: int | None, enabled: bool, gateways: int) -> int:
         assert gateways == 1
         calls.append((root, seed, enabled))
-        return 0
+        return 40 + len(calls)  # a distinct code per call: main must pass run's own through
 
     monkeypatch.setattr(cli, "run", fake_run)
     monkeypatch.setattr(cli.signal, "signal", lambda *args: None)  # keep pytest's handlers
     monkeypatch.delenv("LUMEN_DEMO", raising=False)
     monkeypatch.setenv("LUMEN_ROOT", str(tmp_path / "env"))
-    assert cli.main(["--root", str(tmp_path / "flag"), "--seed", "4"]) == 0
-    assert cli.main([]) == 0
+    assert cli.main(["--root", str(tmp_path / "flag"), "--seed", "4"]) == 41
+    assert cli.main([]) == 42
     monkeypatch.delenv("LUMEN_ROOT")
     monkeypatch.setenv("LUMEN_DEMO", "Off")
-    assert cli.main([]) == 0
+    assert cli.main([]) == 43
     assert calls == [
         (tmp_path / "flag", 4, True),
         (tmp_path / "env", None, True),
@@ -454,6 +457,37 @@ def test_cli_root_from_flag_env_or_cwd(monkeypatch: pytest.MonkeyPatch, tmp_path
     with pytest.raises(SystemExit) as exc:
         cli.main(["--help"])
     assert exc.value.code == 0
+
+
+@pytest.mark.parametrize(
+    "error, code, said",
+    [(KeyboardInterrupt(), 0, ""), (PermissionError("denied"), 1, "cannot write the data root")],
+)
+def test_cli_exit_codes_when_run_stops(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    error: BaseException,
+    code: int,
+    said: str,
+) -> None:
+    def failing_run(root: Path, seed: int | None, enabled: bool) -> int:
+        raise error
+
+    monkeypatch.setattr(cli, "run", failing_run)
+    monkeypatch.setattr(cli.signal, "signal", lambda *args: None)
+    assert cli.main(["--root", str(tmp_path)]) == code
+    err = capsys.readouterr().err
+    assert said in err and (str(tmp_path) in err) == bool(said)
+
+
+def wait_until(condition: Callable[[], T | None], timeout_s: float, what: str) -> T:
+    """condition()'s first true value, polled until timeout_s (then the test fails)."""
+    deadline = time.monotonic() + timeout_s
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"no {what} within {timeout_s} s"
+        time.sleep(0.02)
+    return value
 
 
 def test_module_runs_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
@@ -466,14 +500,17 @@ def test_module_runs_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         text=True,
     )
     metrics = tmp_path / "logs" / "metrics.csv"
+
+    def newest_after(after: datetime) -> datetime | None:
+        newest = last_metrics_ts(metrics)
+        return newest if newest is not None and newest > after else None
+
     try:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and not (tmp_path / "gateway_activation.yaml").exists():
-            time.sleep(0.05)
-        time.sleep(0.5)
-        size = metrics.stat().st_size
-        time.sleep(0.6)
-        assert metrics.stat().st_size > size, "live samples keep coming"
+        # Past the backfill: a sample within 2 s of now; then a newer one, written live.
+        live = wait_until(
+            lambda: newest_after(datetime.now(KST) - timedelta(seconds=2)), 20, "a live sample"
+        )
+        wait_until(lambda: newest_after(live), 5, "a sample newer than the first live one")
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=10)
@@ -508,7 +545,6 @@ def test_vscode_tasks() -> None:
 
 
 def test_tracker_writes_effects_for_the_demo(tmp_path: Path) -> None:
-    pytest.importorskip("tracker.cli")
     clock = FakeClock(NOW)
     live(tmp_path, clock, 600.0)
     history = read_history(tmp_path)

@@ -34,8 +34,9 @@ def _mean(values: Sequence[float]) -> float | None:
         return None
     try:
         return math.fsum(values) / len(values)
-    except OverflowError:  # finite values whose sum is not
-        return sum(values) / len(values)
+    except OverflowError:  # finite values whose sum is not: their mean still is
+        n = len(values)
+        return math.fsum(v / n for v in values)
 
 
 def _text(x: float | None) -> str:

@@ -158,9 +158,13 @@ class EffectsWriter:
         data = data[: data.rfind(b"\n") + 1]
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
+        # csv quotes a field holding a character of the line terminator, "\n" here, but
+        # not a bare "\r", at which every reader ends the row: quote such rows whole.
+        quoted = csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_ALL)
         if not data:
             writer.writerow(self.header)
-        writer.writerows(new_rows)
+        for row in new_rows:
+            (quoted if any("\r" in field for field in row) else writer).writerow(row)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
             with open(tmp, "wb") as f:

@@ -21,6 +21,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,19 @@ COMPOSE_COMMAND = "docker compose"
 START_TIMEOUT_S = 300
 # Why the Grafana checks were skipped, and the services' logs: shown at the end of the run.
 _grafana_skipped: list[str] = []
+# What each Grafana test of test_stack.py checks: a run without Grafana names what it missed.
+GRAFANA_CHECKS = {
+    "test_grafana_health_and_login": "Grafana's health and admin login (default password refused)",
+    "test_grafana_datasource_is_healthy": "the Prometheus datasource's health through Grafana",
+    "test_grafana_serves_every_dashboard_and_panel_query": (
+        "every dashboard served by Grafana and every panel query through /api/ds/query"
+    ),
+}
+
+
+def grafana_not_checked(why: str) -> str:
+    """The skip reason of the Grafana tests: what was not checked, and why."""
+    return f"Grafana NOT checked: {'; '.join(GRAFANA_CHECKS.values())}. Why: {why}"
 _service_logs: list[str] = []
 
 
@@ -155,14 +169,22 @@ def grafana_image(compose_env: dict[str, str]) -> tuple[str | None, str]:
     if pulled.returncode == 0:
         return image, ""
     why = (pulled.stderr or pulled.stdout).strip().splitlines()[-1:] or ["no output"]
-    reason = f"no Grafana image {image} on this machine and `docker pull` failed: {why[0]}"
+    reason = grafana_not_checked(
+        f"no Grafana image {image} on this machine and `docker pull` failed: {why[0]}"
+    )
+    if os.environ.get("LUMEN_REQUIRE_GRAFANA"):
+        pytest.fail(f"LUMEN_REQUIRE_GRAFANA is set: {reason}")
     _grafana_skipped.append(reason)
+    # Also among the warnings, where a run's reader looks for what went wrong.
+    warnings.warn(pytest.PytestWarning(reason), stacklevel=1)
     return None, reason
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
-    for reason in _grafana_skipped:
-        terminalreporter.write_line(f"integration: Grafana checks skipped: {reason}")
+    if _grafana_skipped:
+        terminalreporter.section("integration: Grafana NOT checked", sep="!", red=True, bold=True)
+        for reason in _grafana_skipped:
+            terminalreporter.write_line(reason, red=True, bold=True)
     reports = terminalreporter.stats.get("failed", []) + terminalreporter.stats.get("error", [])
     failed = [r for r in reports if "tests/integration/" in getattr(r, "nodeid", "")]
     if failed and _service_logs:

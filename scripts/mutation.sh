@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Mutation testing of tracker/ and exporter/ with mutmut (configured in pyproject.toml).
+#   scripts/mutation.sh                       every module (slow: an hour and more on 2 cores)
+#   scripts/mutation.sh tracker/effects.py    one module (a path or a dotted name)
+#   scripts/mutation.sh tracker exporter/sources.py   packages and modules mixed
+#   scripts/mutation.sh --retest-alive tracker/store.py   after adding tests: try the
+#                                                          alive mutants again
+# Then prints each module's score (scripts/mutation_score.py). Results are kept in mutants/:
+# a second run only runs mutants not yet run; `rm -rf mutants` starts afresh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+retest=
+if [ "${1:-}" = "--retest-alive" ]; then
+    retest=1
+    shift
+fi
+
+patterns=()
+modules=()
+for arg in "$@"; do
+    name=${arg%.py}
+    name=${name%/}
+    name=${name//\//.}
+    patterns+=("$name.*")
+    modules+=("$name")
+done
+
+if [ -n "$retest" ] && [ -d mutants ]; then
+    python3 scripts/mutation_score.py --retest-alive ${modules[@]+"${modules[@]}"}
+fi
+# Niced: the machine is shared. mutmut exits non-zero when mutants survive; the score says more.
+LUMEN_PROPERTY_EXAMPLES=${LUMEN_PROPERTY_EXAMPLES:-25} nice mutmut run ${patterns[@]+"${patterns[@]}"} || true
+python3 scripts/mutation_score.py ${modules[@]+"${modules[@]}"}
