@@ -179,5 +179,5 @@ cat >&2 <<EOF
 build-images: compose uses these images through these variables, written to $ENV_FILE:
 $(sed 's/^/    /' "$ENV_FILE")
   add them to .env (cat $ENV_FILE >> .env) or export them, then, with no Grafana image:
-    docker compose up -d --build demo tracker exporter prometheus alertmanager
+    docker compose up -d --build demo tracker exporter runbook prometheus alertmanager
 EOF
