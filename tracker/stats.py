@@ -20,6 +20,8 @@ from statistics import NormalDist
 
 import numpy as np
 
+from tracker.distributions import beta_inc
+
 LEVEL = 0.95
 HAMPEL_K = 6.0  # a sample this many robust sds from its local median is a glitch
 RHO_MAX = 0.995  # beyond it a 30 s window cannot tell a mean from a random walk
@@ -147,39 +149,12 @@ def _t_quantile_exact(df_hundredths: int) -> float:
     lo, hi = 0.0, 1.0
     for _ in range(60):
         mid = (lo + hi) / 2
-        if _betainc(df / 2, 0.5, mid) < tail:
+        if beta_inc(df / 2, 0.5, mid) < tail:
             lo = mid
         else:
             hi = mid
     x = (lo + hi) / 2
     return math.sqrt(df * (1 - x) / x)
-
-
-def _betainc(a: float, b: float, x: float) -> float:
-    """Regularized incomplete beta I_x(a, b) (continued fraction, Numerical Recipes 6.4)."""
-    if x <= 0:
-        return 0.0
-    if x >= 1:
-        return 1.0
-    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
-                     + a * math.log(x) + b * math.log1p(-x))
-    if x > (a + 1) / (a + b + 2):
-        return 1.0 - _betainc(b, a, 1.0 - x)
-    tiny = 1e-300
-    c, d = 1.0, 1.0 - (a + b) * x / (a + 1)
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 300):
-        for num in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-                    -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
-            d = 1.0 + num * d
-            d = 1.0 / (d if abs(d) > tiny else tiny)
-            c = 1.0 + num / c
-            c = c if abs(c) > tiny else tiny
-            h *= d * c
-        if abs(d * c - 1.0) < 1e-14:
-            break
-    return front * h / a
 
 
 def shifts(pre: np.ndarray, post: np.ndarray, plain: Sequence[float],
