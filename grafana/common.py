@@ -220,14 +220,15 @@ def window_variables() -> list[dashboard.QueryVariable]:
     return variables
 
 
-def gateway_variable() -> dashboard.QueryVariable:
-    """Multi-select of the gateways the exporter serves, defaulting to all of them."""
+def _pick_all(name: str, label: str, description: str,
+              query_text: str) -> dashboard.QueryVariable:
+    """A multi-select of a label's values, All (any value) selected at first."""
     return (
-        dashboard.QueryVariable("gateway")
-        .label("Gateway")
-        .description(f"Gateways of the data root ({GATEWAY_STATUS}); All is every gateway.")
+        dashboard.QueryVariable(name)
+        .label(label)
+        .description(description)
         .datasource(DATASOURCE)
-        .query(f"label_values({GATEWAY_STATUS}, gateway)")
+        .query(query_text)
         .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED)
         .sort(model.VariableSort.ALPHABETICAL_CASE_INSENSITIVE_ASC)
         .multi(True)
@@ -235,6 +236,13 @@ def gateway_variable() -> dashboard.QueryVariable:
         .all_value(".*")
         .current(model.VariableOption(selected=True, text=["All"], value=["$__all"]))
     )
+
+
+def gateway_variable() -> dashboard.QueryVariable:
+    """Multi-select of the gateways the exporter serves, defaulting to all of them."""
+    return _pick_all("gateway", "Gateway",
+                     f"Gateways of the data root ({GATEWAY_STATUS}); All is every gateway.",
+                     f"label_values({GATEWAY_STATUS}, gateway)")
 
 
 def runbook_variable() -> dashboard.TextBoxVariable:
@@ -254,19 +262,9 @@ def runbook_variable() -> dashboard.TextBoxVariable:
 
 def rule_variable() -> dashboard.QueryVariable:
     """Multi-select of the rules that changed recently, defaulting to all of them."""
-    return (
-        dashboard.QueryVariable("rule")
-        .label("Rule")
-        .description("Rules with a recent change (lumen_rule_change_timestamp_seconds).")
-        .datasource(DATASOURCE)
-        .query(f"label_values({_CHANGES}{{{GATEWAY}}}, rule)")
-        .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED)
-        .sort(model.VariableSort.ALPHABETICAL_CASE_INSENSITIVE_ASC)
-        .multi(True)
-        .include_all(True)
-        .all_value(".*")
-        .current(model.VariableOption(selected=True, text=["All"], value=["$__all"]))
-    )
+    return _pick_all("rule", "Rule",
+                     "Rules with a recent change (lumen_rule_change_timestamp_seconds).",
+                     f"label_values({_CHANGES}{{{GATEWAY}}}, rule)")
 
 
 class _PrometheusAnnotationQuery(model.AnnotationQuery):

@@ -1,8 +1,7 @@
 """The Fleet dashboard: every gateway of the data root at a glance, and the same rule's
 effects across gateways side by side."""
 
-from grafana_foundation_sdk.builders import common as cb
-from grafana_foundation_sdk.builders import statetimeline, table
+from grafana_foundation_sdk.builders import table
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as model
 
@@ -19,7 +18,7 @@ from grafana.common import (
     verdict_mapping,
 )
 from grafana.layout import Layout, finish
-from grafana.overview import GATEWAY_STATES
+from grafana.overview import GATEWAY_STATES, status_timeline
 from grafana.panels import table_panel
 from grafana.rule_history import RULES, effect_table
 from tracker.contract import VERDICTS
@@ -210,23 +209,7 @@ def build() -> model.Dashboard:
     layout = Layout()
     layout.add(_gateways(), w=24, h=8)
     layout.add(_verdict_counts(), w=12, h=8)
-    layout.add(
-        statetimeline.Panel()
-        .title("Gateway status over time")
-        .description("lumen_gateway_status as its state name, one line per gateway.")
-        .datasource(DATASOURCE)
-        .targets([query(f"lumen_gateway_status{SEL}", legend="{{gateway}}")])
-        .mappings([GATEWAY_STATES])
-        .thresholds(thresholds((None, "#808080")))
-        .show_value(cm.VisibilityMode.AUTO)
-        .merge_values(True)
-        .row_height(0.8)
-        .fill_opacity(80)
-        .line_width(0)
-        .legend(cb.VizLegendOptions().show_legend(False).display_mode(cm.LegendDisplayMode.HIDDEN)),
-        w=12,
-        h=8,
-    )
+    layout.add(status_timeline(), w=12, h=8)
     layout.row("The same rule across gateways ($rule)")
     layout.add(_rule_by_gateway(), w=24, h=6)
     layout.add(

@@ -167,7 +167,12 @@ def _header(layout: Layout) -> None:
         w=5,
         h=5,
     )
-    layout.add(
+    layout.add(status_timeline(), w=24, h=4)
+
+
+def status_timeline() -> statetimeline.Panel:
+    """Each selected gateway's state over time, by name (Overview and Fleet)."""
+    return (
         statetimeline.Panel()
         .title("Gateway status over time")
         .description("lumen_gateway_status as its state name, one line per gateway.")
@@ -180,9 +185,7 @@ def _header(layout: Layout) -> None:
         .row_height(0.8)
         .fill_opacity(80)
         .line_width(0)
-        .legend(cb.VizLegendOptions().show_legend(False).display_mode(cm.LegendDisplayMode.HIDDEN)),
-        w=24,
-        h=4,
+        .legend(cb.VizLegendOptions().show_legend(False).display_mode(cm.LegendDisplayMode.HIDDEN))
     )
 
 
