@@ -207,44 +207,46 @@ def _signals(layout: Layout) -> None:
 
 
 def last_delta_stat(signal: str) -> stat.Panel:
-    """The most recent effect's Δ of one signal per gateway, coloured by its interval, with
-    the interval's ends beside it.
+    """The most recent effect's Δ of one signal per gateway with its 95% interval, and how
+    the interval reads it: clearly down, clearly up or unclear.
 
-    A stat colours a value by thresholds on that value alone, which would read the sign. So
-    the Δ is queried three times, each keeping only the gateways whose interval is clearly
-    below 0, clearly above 0 or neither, and each query has its fixed colour.
+    A stat colours a value by thresholds on that value alone, which would read the sign;
+    so the colour is on a reading of its own, computed from the interval's ends (1 when
+    the interval is above 0, -1 below, 0 when it holds 0), and the Δ and its ends stay
+    neutral. Every query has data whenever an effect does.
     """
     sel = selector('rule=~".*"')
     delta = f"lumen_rule_last_{signal}_delta{sel}"
     low = f"lumen_rule_last_{signal}_delta_lo{sel}"
     high = f"lumen_rule_last_{signal}_delta_hi{sel}"
     down, up = DELTA_COLOURS[signal]
-    on = "on (gateway, rule)"
-    parts = {
-        "A": (f"{delta} and {on} ({high} < 0)", "clearly down", down),
-        "B": (f"{delta} and {on} ({low} > 0)", "clearly up", up),
-        "C": (f"{delta} unless {on} ({high} < 0 or {low} > 0)", "unclear", UNCLEAR),
-    }
     targets = [
-        query(expr, ref_id, legend=f"{{{{gateway}}}} {{{{rule}}}}: {words}", instant=True)
-        for ref_id, (expr, words, _) in parts.items()
+        query(f"({low} > bool 0) - ({high} < bool 0)", "A",
+              legend="{{gateway}} {{rule}}", instant=True),
+        query(delta, "B", legend="{{gateway}} Δ", instant=True),
+        query(low, "C", legend="{{gateway}} 95% low", instant=True),
+        query(high, "D", legend="{{gateway}} 95% high", instant=True),
     ]
-    targets += [
-        query(low, "D", legend="{{gateway}} 95% low", instant=True),
-        query(high, "E", legend="{{gateway}} 95% high", instant=True),
-    ]
+    reading = value_text({"1": ("clearly up", up), "0": ("unclear", UNCLEAR),
+                          "-1": ("clearly down", down)})
 
     def fixed(ref_id: str, colour: str, **more: object) -> object:
         colour_of = {"mode": "fixed", "fixedColor": colour}
         return override(ref_id, "byFrameRefID", color=colour_of, **more)
 
-    overrides = [fixed(ref_id, colour) for ref_id, (_, _, colour) in parts.items()]
-    overrides += [fixed("D", UNCLEAR, unit="prefix:["), fixed("E", UNCLEAR, unit="suffix:]")]
+    overrides = [
+        override("A", "byFrameRefID", mappings=[reading], decimals=0,
+                 color={"mode": "thresholds"}),
+        fixed("B", UNCLEAR),
+        fixed("C", UNCLEAR, unit="prefix:["),
+        fixed("D", UNCLEAR, unit="suffix:]"),
+    ]
     return (
         stat_panel(
             f"Latest Δ {signal}",
-            f"{DELTA_FORMULA}. The most recent written effect per gateway, named by its rule, "
-            f"with its 95% interval [low, high]. {INTERVAL_FORMULA} {DIRECTION[signal]}",
+            f"{DELTA_FORMULA}. The most recent written effect per gateway, named by its rule: "
+            f"how its 95% interval reads it, the Δ, and the interval [low, high]. "
+            f"{INTERVAL_FORMULA} {DIRECTION[signal]}",
             targets,
             text=cm.BigValueTextMode.VALUE_AND_NAME,
         )

@@ -313,8 +313,9 @@ def test_no_delta_colour_comes_from_its_sign():
 
 
 def test_latest_delta_stats_are_coloured_by_their_interval():
-    """Each Δ stat keeps a clearly-down, clearly-up and unclear copy of the Δ, each with a
-    fixed colour: the guide's direction when the interval is clear of 0, grey when not."""
+    """Each Δ stat shows a reading computed from the interval's ends alone (1 above 0, -1
+    below, 0 holding 0), mapped to the guide's colour for the direction and grey when
+    unclear; the Δ and its interval's ends are neutral, so no colour reads a sign."""
     good_when = {"phase_diff": "down", "risk_band": "down", "creative_band": "up"}
     stats = [
         p
@@ -324,36 +325,28 @@ def test_latest_delta_stats_are_coloured_by_their_interval():
     assert len(stats) == 4
     for panel in stats:
         signal = panel["title"].removeprefix("Latest Δ ")
-        colour = {
-            o["matcher"]["options"]: p["value"]["fixedColor"]
+        props = {
+            o["matcher"]["options"]: {p["id"]: p["value"] for p in o["properties"]}
             for o in panel["fieldConfig"]["overrides"]
             if o["matcher"]["id"] == "byFrameRefID"
-            for p in o["properties"]
-            if p["id"] == "color"
         }
+        by_expr = {t["expr"]: t["refId"] for t in panel["targets"]}
         low, high = f"lumen_rule_last_{signal}_delta_lo", f"lumen_rule_last_{signal}_delta_hi"
-        seen = set()
-        for target in panel["targets"]:
-            expr, ref = target["expr"], target["refId"]
-            if expr.startswith(f"lumen_rule_last_{signal}_delta{{"):
-                if re.search(rf"and on \(gateway, rule\) \({high}\{{[^}}]*\}} < 0\)$", expr):
-                    seen.add("down")
-                    reading = "down"
-                elif re.search(rf"and on \(gateway, rule\) \({low}\{{[^}}]*\}} > 0\)$", expr):
-                    seen.add("up")
-                    reading = "up"
-                else:
-                    assert " unless on (gateway, rule) " in expr, expr
-                    assert f"{high}{{" in expr and f"{low}{{" in expr, expr
-                    seen.add("unclear")
-                    assert colour[ref] == GREY, (signal, expr)
-                    continue
-                if signal in good_when:
-                    expected = "green" if good_when[signal] == reading else ("red", "orange")
-                    assert colour[ref] in expected, (signal, reading, colour[ref])
-                else:
-                    assert colour[ref] != GREY, (signal, reading)
-        assert seen == {"down", "up", "unclear"}, signal
+        readings = [e for e in by_expr if re.fullmatch(
+            rf"\({low}\{{[^}}]*\}} > bool 0\) - \({high}\{{[^}}]*\}} < bool 0\)", e)]
+        assert len(readings) == 1, (signal, list(by_expr))
+        options = props[by_expr[readings[0]]]["mappings"][0]["options"]
+        colour = {v: options[v]["color"] for v in ("1", "-1", "0")}
+        assert colour["0"] == GREY, signal
+        if signal in good_when:
+            good, bad = ("1", "-1") if good_when[signal] == "up" else ("-1", "1")
+            assert colour[good] == "green" and colour[bad] in ("red", "orange"), (signal, colour)
+        else:
+            assert GREY not in (colour["1"], colour["-1"]), signal
+        # The Δ and both ends are there, each in the neutral colour.
+        for name in (f"lumen_rule_last_{signal}_delta{{", f"{low}{{", f"{high}{{"):
+            [expr] = [e for e in by_expr if e.startswith(name)]
+            assert props[by_expr[expr]]["color"] == {"mode": "fixed", "fixedColor": GREY}, expr
         assert panel["fieldConfig"]["defaults"]["color"]["fixedColor"] == GREY
 
 
