@@ -11,7 +11,6 @@ from exporter import cli
 from tests.test_exporter import scrape
 from tests.test_exporter_edges import effect, write_root
 
-
 INTERRUPTED = 130  # SPEC "Commands": Ctrl-C ends the exporter as interrupted
 
 
@@ -83,7 +82,8 @@ def test_bad_settings_exit_2_and_a_port_taken_exits_1(tmp_path, servers, monkeyp
     monkeypatch.setattr(cli, "make_server", taken)
     assert cli.main(["--root", str(tmp_path), "--bind", "127.0.0.1", "--port", "9108"]) == 1
     assert capsys.readouterr().err == (
-        "lumen-exporter: error: cannot listen on 127.0.0.1:9108: [Errno 98] Address already in use\n")
+        "lumen-exporter: error: cannot listen on 127.0.0.1:9108: "
+        "[Errno 98] Address already in use\n")
 
 
 def test_help_names_each_flag_and_its_environment_variable(capsys):
