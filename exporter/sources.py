@@ -7,12 +7,12 @@ are recorded.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from tracker import options
 from tracker.contract import STATES
 from tracker.csvformat import MetricsFileError
 from tracker.filestamp import Stamp, file_stamp
@@ -36,7 +36,8 @@ class Health:
         """Marks the file unreadable and says why on stderr, once for each new reason."""
         if str(error) != self.last_error:
             self.last_error = str(error)
-            logging.getLogger("lumen-exporter").warning("%s: cannot read: %s", path, error)
+            # options.logger, not a bare getLogger: the common format whoever reads first.
+            options.logger("lumen-exporter").warning("%s: cannot read: %s", path, error)
         self.readable = False
         self.errors += count
 

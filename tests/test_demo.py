@@ -471,7 +471,7 @@ def test_cli_exit_codes_when_run_stops(
     code: int,
     said: str,
 ) -> None:
-    def failing_run(root: Path, seed: int | None, enabled: bool) -> int:
+    def failing_run(root: Path, seed: int | None, enabled: bool, gateways: int) -> int:
         raise error
 
     monkeypatch.setattr(cli, "run", failing_run)

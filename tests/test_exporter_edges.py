@@ -135,7 +135,8 @@ def test_awkward_rule_names_on_every_family_with_a_rule_label(tmp_path, promtool
     newest = written[-1]
     for family in LAST_FAMILIES:
         short = SHORT[METRICS.index(family.removeprefix("lumen_rule_last_").removesuffix("_delta"))]
-        assert m[family] == [({"rule": AWKWARD[-1]}, float(newest[f"d_{short}"]))]
+        assert m[family] == [({"gateway": tmp_path.name, "rule": AWKWARD[-1]},
+                              float(newest[f"d_{short}"]))]
     for row in written:
         rule = row["rule"]
         for family, column in PER_RULE_FAMILIES.items():

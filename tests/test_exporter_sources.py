@@ -35,10 +35,11 @@ def test_health_says_each_new_reason_once_and_counts_each_failure(tmp_path, caps
     path = tmp_path / "f.csv"
     h.unreadable(path, OSError("disk on fire"))
     h.unreadable(path, OSError("disk on fire"))
-    assert capsys.readouterr().err == f"lumen-exporter: {path}: cannot read: disk on fire\n"
+    assert capsys.readouterr().err == (
+        f"lumen-exporter: warning: {path}: cannot read: disk on fire\n")
     assert (h.readable, h.errors, h.last_error) == (False, 2, "disk on fire")
     h.unreadable(path, OSError("gone"), count=False)
-    assert capsys.readouterr().err == f"lumen-exporter: {path}: cannot read: gone\n"
+    assert capsys.readouterr().err == f"lumen-exporter: warning: {path}: cannot read: gone\n"
     assert h.errors == 2
 
 
@@ -86,7 +87,7 @@ def test_unreadable_metrics_header_leaves_the_latest_gauges_out(tmp_path, capsys
     m = scrape(registry)
     assert "lumen_phase_diff" not in m and "lumen_metrics_last_sample_timestamp_seconds" not in m
     assert readable(m, "metrics.csv") == 0
-    assert f"lumen-exporter: {p}: cannot read: {p}:1: header lacks column(s) ts" in (
+    assert f"lumen-exporter: warning: {p}: cannot read: {p}:1: header lacks column(s) ts" in (
         capsys.readouterr().err)
 
 
@@ -94,9 +95,9 @@ def test_bad_tail_rows_counted_once_across_appends_and_anew_in_a_new_file(tmp_pa
     p = write_metrics(tmp_path, sample_rows(0, 2) + ["bad one"])
     registry = build(str(tmp_path))
     calls = []
-    real_tail = sources.MetricsReader.tail
-    monkeypatch.setattr(sources.MetricsReader, "tail",
-                        lambda self, *a, **k: calls.append(1) or real_tail(self, *a, **k))
+    real_tail = sources.read_tail
+    monkeypatch.setattr(sources, "read_tail",
+                        lambda *a, **k: calls.append(1) or real_tail(*a, **k))
     for _ in range(3):
         m = scrape(registry)
     assert errors(m, "metrics.csv") == 1 and len(calls) == 1  # unchanged: not read again
@@ -174,7 +175,8 @@ def test_effects_replaced_broken_and_removed(tmp_path, capsys, monkeypatch):
     p.write_text("not,the,header\n")
     m = scrape(registry)
     assert "lumen_rule_effect_delta" not in m and readable(m, "rules_effects.csv") == 0
-    assert f"lumen-exporter: {p}: cannot read: {p}:1: header" in capsys.readouterr().err
+    assert f"lumen-exporter: warning: {p}: cannot read: {p}:1: header" in (
+        capsys.readouterr().err)
     assert one(m, "lumen_rule_events_pending") == 1
     write_root(tmp_path, [effect("2025-10-23T13:10:00+09:00", "r", 2.0)])
     m = scrape(registry)

@@ -110,14 +110,19 @@ def test_a_write_failing_partway_leaves_the_old_file_intact(path, monkeypatch, h
             fail_write_partway(m, path)
         else:
             m.setattr(os, how, fail(how))
-        with pytest.raises(OSError):
+        with pytest.raises(store.EffectsWriteError) as raised:
             writer.write([record("c"), record("d")])
+    # Said as the planted failure, naming the file (the tracker logs it and carries on).
+    assert raised.value.cause.errno == (errno.ENOSPC if how == "write" else errno.EIO)
+    assert str(path) in str(raised.value)
+    # Checked before the next write, which would reuse (and rename away) the same temp name.
+    assert not list(path.parent.glob(".*.tmp")), "a temp file was left behind"
     assert path.read_bytes() == before
     assert path.stat().st_ino == inode
     # Not taken as written: the next write (or the next run, after a crash) adds them.
     assert writer.write([record("c"), record("d")]) == 2
     assert [r["rule"] for r in read_effects(path)[1]] == ["a", "b", "c", "d"]
-    assert not list(path.parent.glob("*.tmp")), "a temp file was left behind"
+    assert not list(path.parent.glob(".*.tmp")), "a temp file was left behind"
 
 
 def test_a_temp_file_left_by_a_killed_writer_is_never_read_and_is_removed(path):
@@ -183,7 +188,8 @@ def test_reader_ignores_a_cut_last_row_and_a_bom_and_keeps_odd_bytes(path):
 
 
 def test_fields_with_carriage_returns_and_newlines_read_back_as_written(path):
-    odd = record("c", actor="A\rB", old="1\r\n2", new="x\ny")
+    # The last column holds a value, so the row's end shows it was quoted whole.
+    odd = record("c", actor="A\rB", old="1\r\n2", new="x\ny", **{HEADER[-1]: "0"})
     writer = EffectsWriter(path)
     assert writer.write([odd]) == 1
     (row,) = [r for r in read_effects(path)[1] if r["rule"] == "c"]

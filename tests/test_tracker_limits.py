@@ -97,7 +97,11 @@ def test_unreliable_below_exactly_50_samples_on_a_side(tmp_path, side, valid, un
     assert row[f"n_{side}_risk"] == str(valid)
     assert row[f"n_{'post' if side == 'pre' else 'pre'}_risk"] == "146"
     assert summary.written == 1 and summary.unreliable == unreliable
-    assert summary.line().endswith(f"(unreliable {unreliable}, confounded 0)")
+    # README's verdicts: a side below 50 samples cannot tell; else equal means are no change.
+    verdict = "inconclusive" if unreliable else "no_change"
+    assert row["verdict"] == verdict
+    assert summary.line().endswith(f"(unreliable {unreliable}, confounded 0); verdicts: "
+                                   f"{verdict} 1")
 
 
 # --- the first sample a late event needs is just older than what is kept ----------------------

@@ -9,6 +9,7 @@ import pytest
 
 from tests.rootdata import T0, append, effects, event, sample_rows, write_history, write_metrics
 from tracker import run as run_mod
+from tracker.effects import HISTORY_WINDOWS
 from tracker.report import Reporter
 from tracker.run import Tracker, follow, run_once
 from tracker.settings import resolve
@@ -65,8 +66,11 @@ def test_follow_polls_says_what_it_wrote_and_touches_the_heartbeat(tmp_path, mon
         follow(resolve(str(tmp_path), env={}), Reporter(out), heartbeat=heartbeat)
     assert naps == [1.0, 1.0, 1.0] and heartbeat.exists()
     lines = out.getvalue().splitlines()
-    assert lines == ["written 1, pending 0, skipped lines 0 (unreliable 0, confounded 0)",
-                     "written 2, pending 0, skipped lines 0 (unreliable 0, confounded 1)"]
+    assert lines == [
+        "written 1, pending 0, skipped lines 0 (unreliable 0, confounded 0); "
+        "verdicts: inconclusive 1",
+        "written 2, pending 0, skipped lines 0 (unreliable 0, confounded 1); "
+        "verdicts: inconclusive 2"]
     assert [r["rule"] for r in effects(tmp_path)] == ["creative_min", "b"]
     assert made[0].keep_warm is True and made[0].buffer.max_us is not None
 
@@ -91,13 +95,16 @@ def test_an_event_not_late_does_not_make_the_file_read_again(tmp_path, monkeypat
     real = Tracker._start_reading
     monkeypatch.setattr(Tracker, "_start_reading", lambda self: starts.append(1) or real(self))
     oldest = seconds(min(s.first_us for s in t.buffer.segments))
+    # An event reads its pre window and HISTORY_WINDOWS more of history before it.
+    reach = 30 * (1 + HISTORY_WINDOWS)
     # needs rows from exactly the oldest one kept: all there, nothing to read again
-    append(h, json.dumps(event(oldest + 30)) + "\n")
+    append(h, json.dumps(event(oldest + reach)) + "\n")
     append(m, "".join(r + "\n" for r in sample_rows(3000.2, 3001)))
     assert t.step() == 1 and starts == []
     (row,) = effects(tmp_path)
     assert row["n_pre_phase"] == "146"
-    append(h, json.dumps(event(oldest + 29.8, rule="late")) + "\n")  # one row older: late
+    late = event(oldest + reach - 0.2, rule="late")  # needs one row older than kept: late
+    append(h, json.dumps(late) + "\n")
     assert t.step() == 1 and starts == [1]
 
 
