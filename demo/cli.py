@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return run(root, args.seed, enabled=enabled, gateways=gateways)
         except KeyboardInterrupt:
-            return options.DONE  # the demo's normal way to end
+            return options.INTERRUPTED  # as every command (docker stop's SIGTERM: 0)
         except OSError as exc:
             log.error("cannot write the data root %s: %s", root, exc)
             return options.FAILED

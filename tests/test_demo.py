@@ -461,7 +461,7 @@ def test_cli_root_from_flag_env_or_cwd(monkeypatch: pytest.MonkeyPatch, tmp_path
 
 @pytest.mark.parametrize(
     "error, code, said",
-    [(KeyboardInterrupt(), 0, ""), (PermissionError("denied"), 1, "cannot write the data root")],
+    [(KeyboardInterrupt(), 130, ""), (PermissionError("denied"), 1, "cannot write the data root")],
 )
 def test_cli_exit_codes_when_run_stops(
     monkeypatch: pytest.MonkeyPatch,
