@@ -211,7 +211,8 @@ def _am_alerts(stack: Stack, name: str) -> list[dict]:
 def _firing_panel(stack: Stack, at: float | None = None) -> list[tuple[str, float]]:
     """(alertname, value) rows of the Pipeline health dashboard's "Firing Lumen alerts"."""
     (expr,) = [
-        q.expr
+        # As the dashboard opens: every variable at its default (All gateways).
+        dashboards.substitute(q.expr, {}, builtins=True)
         for path in dashboards.dashboard_files(REPO / "grafana" / "dashboards")
         for q in dashboards.queries(dashboards.load(path))
         if q.where.startswith('panel "Firing Lumen alerts"')
