@@ -104,6 +104,11 @@ class Segment:
         raise NotImplementedError
 
 
+# Rows parsed at a time when a window needs one of them; a 5 Hz stream writes this many in
+# about 100 s, which the windows of one event (history, pre and post) span.
+PARSE_ROWS = 512
+
+
 class FixedSegment(Segment):
     def __init__(self, lines: list[str], fmt: FixedFormat, header: Header, tp: TimeParser,
                  report: Callable[[int, str], None]) -> None:
@@ -140,10 +145,14 @@ class FixedSegment(Segment):
         if self.parsed is None:
             self.parsed = np.empty((len(SIGNALS), len(self.lines)))
             self.known = np.zeros(len(self.lines), dtype=bool)
-        gap = np.flatnonzero(~self.known[i:j])
+        # Whole blocks of PARSE_ROWS rows (counted from the chunk's first line, so that
+        # dropping rows does not move them): fewer, larger parses.
+        lo = max((self.skipped + i) // PARSE_ROWS * PARSE_ROWS - self.skipped, 0)
+        hi = min(-(-(self.skipped + j) // PARSE_ROWS) * PARSE_ROWS - self.skipped, len(self.lines))
+        gap = np.flatnonzero(~self.known[lo:hi])
         if gap.size:
             # Rows in between that are already known are parsed again: the same values.
-            a, b = i + int(gap[0]), i + int(gap[-1]) + 1
+            a, b = lo + int(gap[0]), lo + int(gap[-1]) + 1
             self.parsed[:, a:b] = self._parse(a, b)
             self.known[a:b] = True
         if self.noted:
