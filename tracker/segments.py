@@ -69,13 +69,6 @@ def _loads(joined: str) -> list | None:
         return None
 
 
-def _loads_flat(joined: str) -> list | None:
-    try:
-        return _DECODER.decode("[" + joined + "]")
-    except (ValueError, RecursionError):
-        return None
-
-
 class Segment:
     """Samples in time order; subclasses say how rows are found and parsed."""
 
@@ -176,15 +169,17 @@ class FixedSegment(Segment):
         width = self.header.ncols - 1
         bodies = list(map(itemgetter(slice(self.fmt.width + 1, None)), rows))
         joined = ",".join(bodies)
-        # The common case, plain decimals and blanks with the header's field count on every
-        # row, is one flat list; anything else is read row by row in the JSON below.
-        if (not joined.translate(_PLAIN_NUMBER_CHARS) and "[" not in joined
-                and "]" not in joined and set(map(str.count, bodies, repeat(","))) == {width - 1}):
-            flat = _loads_flat(joined)
-            if flat is None:
-                flat = _loads_flat(_fill_blanks(joined))
-            if flat is not None and len(flat) == len(rows) * width:
-                table = np.array(flat, dtype=float).reshape(len(rows), width)
+        # The common case: no quotes and the header's field count on every row, so the
+        # fields are what a split on commas gives. numpy converts each one with float()
+        # itself, which is what the row-by-row path reads; blanks are NaN. A field float()
+        # does not read (junk) sends the rows to the JSON parse below, which says which.
+        if '"' not in joined and set(map(str.count, bodies, repeat(","))) == {width - 1}:
+            try:
+                flat = np.array(_fill_blanks(joined).split(","), dtype=float)
+            except (ValueError, OverflowError):
+                flat = None
+            if flat is not None:
+                table = flat.reshape(len(rows), width)
                 return table[:, [c - 1 for c in self.header.cols]].T
         return np.array(self._values(i, rows), dtype=float)
 
