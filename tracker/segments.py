@@ -26,6 +26,7 @@ from tracker.csvformat import NAN, Header, parse_values, split_row
 from tracker.timeparse import FixedFormat, TimeParser
 
 _PLAIN_NUMBER_CHARS = str.maketrans("", "", "0123456789.,-+[] \t\r")
+_DECIMAL_CHARS = str.maketrans("", "", "0123456789.,-+ \t\r")
 
 # A field (between the row's commas or the joins' brackets) that JSON would not read as a
 # number: blank, nan, inf, ERR, '.5', '+1', '1_000' ...
@@ -60,6 +61,13 @@ def _fill_blanks(joined: str) -> str:
 # Integers as float(): what the row-by-row path reads ('-0' is -0.0, a huge one inf). One
 # decoder for every call: json.loads with an argument would build a new one each time.
 _DECODER = json.JSONDecoder(parse_int=float)
+
+
+def _loads_flat(joined: str) -> list | None:
+    try:
+        return _DECODER.decode("[" + joined + "]")
+    except (ValueError, RecursionError):
+        return None
 
 
 def _loads(joined: str) -> list | None:
@@ -170,16 +178,22 @@ class FixedSegment(Segment):
         bodies = list(map(itemgetter(slice(self.fmt.width + 1, None)), rows))
         joined = ",".join(bodies)
         # The common case: no quotes and the header's field count on every row, so the
-        # fields are what a split on commas gives. numpy converts each one with float()
-        # itself, which is what the row-by-row path reads; blanks are NaN. A field float()
-        # does not read (junk) sends the rows to the JSON parse below, which says which.
+        # fields are what a split on commas gives. Plain decimals without blanks parse
+        # quickest as JSON (whose numbers float() reads alike); otherwise numpy converts
+        # each field with float() itself, as the row-by-row path does, blanks as NaN. A
+        # field float() does not read (junk) sends the rows to the JSON parse below, which
+        # says which field it was.
         if '"' not in joined and set(map(str.count, bodies, repeat(","))) == {width - 1}:
+            flat = None
+            if (",," not in joined and joined[:1] != "," and joined[-1:] != ","
+                    and not joined.translate(_DECIMAL_CHARS)):
+                flat = _loads_flat(joined)
             try:
-                flat = np.array(_fill_blanks(joined).split(","), dtype=float)
+                table = np.array(_fill_blanks(joined).split(",") if flat is None else flat,
+                                 dtype=float).reshape(len(rows), width)
             except (ValueError, OverflowError):
-                flat = None
-            if flat is not None:
-                table = flat.reshape(len(rows), width)
+                table = None
+            if table is not None:
                 return table[:, [c - 1 for c in self.header.cols]].T
         return np.array(self._values(i, rows), dtype=float)
 
