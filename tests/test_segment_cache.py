@@ -19,7 +19,8 @@ T0 = TP.parse(BASE.isoformat(timespec="milliseconds"))
 
 values = st.one_of(
     st.floats(-100, 100, allow_nan=False).map(lambda x: repr(round(x, 3))),
-    st.sampled_from(["", " ", "nan", "inf", "ERR", "1e3", "+1", "9" * 400, '"2.5"', "\x00"]),
+    st.sampled_from(["", " ", "nan", "inf", "ERR", "1e3", "+1", "9" * 400, '"2.5"', "\x00",
+                     "1_0", "\u0661", "1.5\r", " 2 ", "-0", ".5"]),
 )
 
 

@@ -26,7 +26,6 @@ from tracker.csvformat import NAN, Header, parse_values, split_row
 from tracker.timeparse import FixedFormat, TimeParser
 
 _PLAIN_NUMBER_CHARS = str.maketrans("", "", "0123456789.,-+[] \t\r")
-_DECIMAL_CHARS = str.maketrans("", "", "0123456789.,-+ \t\r")
 
 # A field (between the row's commas or the joins' brackets) that JSON would not read as a
 # number: blank, nan, inf, ERR, '.5', '+1', '1_000' ...
@@ -61,13 +60,6 @@ def _fill_blanks(joined: str) -> str:
 # Integers as float(): what the row-by-row path reads ('-0' is -0.0, a huge one inf). One
 # decoder for every call: json.loads with an argument would build a new one each time.
 _DECODER = json.JSONDecoder(parse_int=float)
-
-
-def _loads_flat(joined: str) -> list | None:
-    try:
-        return _DECODER.decode("[" + joined + "]")
-    except (ValueError, RecursionError):
-        return None
 
 
 def _loads(joined: str) -> list | None:
@@ -175,26 +167,33 @@ class FixedSegment(Segment):
         """Rows i..j-1 (at least one) as a (metric, row) array."""
         rows = self.lines[i:j]
         width = self.header.ncols - 1
-        bodies = list(map(itemgetter(slice(self.fmt.width + 1, None)), rows))
-        joined = ",".join(bodies)
         # The common case: no quotes and the header's field count on every row, so the
-        # fields are what a split on commas gives. Plain decimals without blanks parse
-        # quickest as JSON (whose numbers float() reads alike); otherwise numpy converts
-        # each field with float() itself, as the row-by-row path does, blanks as NaN. A
-        # field float() does not read (junk) sends the rows to the JSON parse below, which
-        # says which field it was.
-        if '"' not in joined and set(map(str.count, bodies, repeat(","))) == {width - 1}:
-            flat = None
-            if (",," not in joined and joined[:1] != "," and joined[-1:] != ","
-                    and not joined.translate(_DECIMAL_CHARS)):
-                flat = _loads_flat(joined)
-            try:
-                table = np.array(_fill_blanks(joined).split(",") if flat is None else flat,
-                                 dtype=float).reshape(len(rows), width)
-            except (ValueError, OverflowError):
-                table = None
-            if table is not None:
-                return table[:, [c - 1 for c in self.header.cols]].T
+        # fields are what a split on commas gives. Without blanks (or a carriage return,
+        # which loadtxt would take for a line end), numpy's loadtxt reads them: it reads a
+        # number as float() does, or refuses it. Otherwise numpy converts each field with
+        # float() itself, as the row-by-row path does, blanks as NaN. A field float() does
+        # not read (junk) sends the rows to the JSON parse below, which says which field.
+        if set(map(str.count, rows, repeat(","))) == {width}:
+            text = "\n".join(rows)
+            table = None
+            if '"' not in text and "\r" not in text and ",," not in text \
+                    and ",\n" not in text and text[-1] != ",":
+                try:
+                    table = np.loadtxt(rows, delimiter=",", usecols=self.header.cols,
+                                       comments=None, ndmin=2)
+                except (ValueError, OverflowError, TypeError):
+                    table = None
+                if table is not None and table.shape == (len(rows), len(SIGNALS)):
+                    return table.T
+            if '"' not in text:
+                joined = ",".join(map(itemgetter(slice(self.fmt.width + 1, None)), rows))
+                try:
+                    flat = np.array(_fill_blanks(joined).split(","), dtype=float)
+                except (ValueError, OverflowError):
+                    flat = None
+                if flat is not None:
+                    table = flat.reshape(len(rows), width)
+                    return table[:, [c - 1 for c in self.header.cols]].T
         return np.array(self._values(i, rows), dtype=float)
 
     def _values(self, i: int, rows: list[str]) -> list[Sequence[float]]:
