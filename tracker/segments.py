@@ -167,33 +167,34 @@ class FixedSegment(Segment):
         """Rows i..j-1 (at least one) as a (metric, row) array."""
         rows = self.lines[i:j]
         width = self.header.ncols - 1
-        # The common case: no quotes and the header's field count on every row, so the
-        # fields are what a split on commas gives. Without blanks (or a carriage return,
-        # which loadtxt would take for a line end), numpy's loadtxt reads them: it reads a
-        # number as float() does, or refuses it. Otherwise numpy converts each field with
-        # float() itself, as the row-by-row path does, blanks as NaN. A field float() does
-        # not read (junk) sends the rows to the JSON parse below, which says which field.
-        if set(map(str.count, rows, repeat(","))) == {width}:
-            text = "\n".join(rows)
-            table = None
-            if '"' not in text and "\r" not in text and ",," not in text \
-                    and ",\n" not in text and text[-1] != ",":
-                try:
-                    table = np.loadtxt(rows, delimiter=",", usecols=self.header.cols,
-                                       comments=None, ndmin=2)
-                except (ValueError, OverflowError, TypeError):
-                    table = None
-                if table is not None and table.shape == (len(rows), len(SIGNALS)):
-                    return table.T
-            if '"' not in text:
-                joined = ",".join(map(itemgetter(slice(self.fmt.width + 1, None)), rows))
-                try:
-                    flat = np.array(_fill_blanks(joined).split(","), dtype=float)
-                except (ValueError, OverflowError):
-                    flat = None
-                if flat is not None:
-                    table = flat.reshape(len(rows), width)
-                    return table[:, [c - 1 for c in self.header.cols]].T
+        # The common case, no quotes: the fields are what a split on commas gives. Without
+        # blanks (or a carriage return, which loadtxt would take for a line end), numpy's
+        # loadtxt reads the rows after the timestamps: it reads a number as float() does or
+        # refuses it, and refuses rows of different field counts. Otherwise, when every row
+        # has the header's field count, numpy converts each field with float() itself, as
+        # the row-by-row path does, blanks as NaN. A field float() does not read (junk), or
+        # a row of another field count, sends the rows to the JSON parse below, which says
+        # what it found.
+        bodies = list(map(itemgetter(slice(self.fmt.width + 1, None)), rows))
+        cols = [c - 1 for c in self.header.cols]
+        text = "\n".join(bodies)
+        if '"' in text:
+            return np.array(self._values(i, rows), dtype=float)
+        if ("\r" not in text and ",," not in text and ",\n" not in text and "\n," not in text
+                and text[:1] != "," and text[-1:] != ","):
+            try:
+                table = np.loadtxt(bodies, delimiter=",", comments=None, ndmin=2)
+            except (ValueError, OverflowError, TypeError):
+                table = None
+            if table is not None and table.shape == (len(rows), width):
+                return table[:, cols].T
+        if set(map(str.count, bodies, repeat(","))) == {width - 1}:
+            try:
+                flat = np.array(_fill_blanks(text.replace("\n", ",")).split(","), dtype=float)
+            except (ValueError, OverflowError):
+                flat = None
+            if flat is not None:
+                return flat.reshape(len(rows), width)[:, cols].T
         return np.array(self._values(i, rows), dtype=float)
 
     def _values(self, i: int, rows: list[str]) -> list[Sequence[float]]:
