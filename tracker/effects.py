@@ -75,15 +75,15 @@ def _cuts(pre: list[np.ndarray], post: list[np.ndarray],
     out of its interval, never out of Δ. A signal with far fewer samples (a long blank
     stretch) goes on its own.
     """
-    have = [i for i in range(len(pre)) if len(pre[i]) and len(post[i])]
+    lens = [(len(a), len(b), len(h)) for a, b, h in zip(pre, post, history)]
+    have = [i for i, (a, b, _) in enumerate(lens) if a and b]
     if not have:
         return []
-    top = [max(len(x[i]) for i in have) for x in (pre, post, history)]
-    batch = [i for i in have if all(len(x[i]) >= BATCH_SHARE * t
-                                    for x, t in zip((pre, post, history), top))]
+    top = [BATCH_SHARE * max(lens[i][k] for i in have) for k in range(3)]
+    batch = [i for i in have if lens[i][0] >= top[0] and lens[i][1] >= top[1]
+             and lens[i][2] >= top[2]]
     groups = ([batch] if batch else []) + [[i] for i in have if i not in batch]
-    return [(idx, *(min(len(x[i]) for i in idx) for x in (pre, post, history)))
-            for idx in groups]
+    return [(idx, *(min(lens[i][k] for i in idx) for k in range(3))) for idx in groups]
 
 
 def _array(rows: Iterator[np.ndarray], n: int) -> np.ndarray:

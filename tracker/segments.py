@@ -138,12 +138,13 @@ class FixedSegment(Segment):
         if self.parsed is None:
             self.parsed = np.empty((len(SIGNALS), len(self.lines)))
             self.known = np.zeros(len(self.lines), dtype=bool)
-        # Whole blocks of PARSE_ROWS rows (counted from the chunk's first line, so that
-        # dropping rows does not move them): fewer, larger parses.
-        lo = max((self.skipped + i) // PARSE_ROWS * PARSE_ROWS - self.skipped, 0)
-        hi = min(-(-(self.skipped + j) // PARSE_ROWS) * PARSE_ROWS - self.skipped, len(self.lines))
-        gap = np.flatnonzero(~self.known[lo:hi])
-        if gap.size:
+        if not self.known[i:j].all():
+            # Whole blocks of PARSE_ROWS rows (counted from the chunk's first line, so that
+            # dropping rows does not move them): fewer, larger parses.
+            lo = max((self.skipped + i) // PARSE_ROWS * PARSE_ROWS - self.skipped, 0)
+            hi = min(-(-(self.skipped + j) // PARSE_ROWS) * PARSE_ROWS - self.skipped,
+                     len(self.lines))
+            gap = np.flatnonzero(~self.known[lo:hi])
             # Rows in between that are already known are parsed again: the same values.
             a, b = lo + int(gap[0]), lo + int(gap[-1]) + 1
             self.parsed[:, a:b] = self._parse(a, b)
