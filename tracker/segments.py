@@ -98,8 +98,8 @@ class Segment:
 
 
 # Rows parsed at a time when a window needs one of them; a 5 Hz stream writes this many in
-# about 100 s, which the windows of one event (history, pre and post) span.
-PARSE_ROWS = 512
+# about 200 s, a little more than the windows of one event (history, pre and post) span.
+PARSE_ROWS = 1024
 
 
 class FixedSegment(Segment):
