@@ -165,6 +165,7 @@ def _means(ev: RuleEvent, buffer: SampleBuffer, s: Settings,
            confounded: bool) -> tuple[dict[str, str], Windows, list[float | None]]:
     """The row without its intervals, the event's windows, and its plain Δs."""
     (a, b), (c, d) = windows(ev.t_us, s)
+    buffer.prepare(a - us(s.pre_s * HISTORY_WINDOWS), d)
     pre, post = buffer.window(a, b), buffer.window(c, d)
     history = buffer.window(a - us(s.pre_s * HISTORY_WINDOWS), a - 1)
     rec = {

@@ -86,6 +86,9 @@ class Segment:
         """Rows i..j-1 as a (metric, row) array; NaN, inf and left-out rows included."""
         raise NotImplementedError
 
+    def prepare(self, i: int, j: int) -> None:
+        """Parses rows i..j-1 ahead of the windows that will read them (no message yet)."""
+
     def times(self, i: int, j: int) -> list[int]:
         """The time of each of rows i..j-1."""
         raise NotImplementedError
@@ -96,10 +99,6 @@ class Segment:
     def __len__(self) -> int:
         raise NotImplementedError
 
-
-# Rows parsed at a time when a window needs one of them; a 5 Hz stream writes this many in
-# about 200 s, a little more than the windows of one event (history, pre and post) span.
-PARSE_ROWS = 1024
 
 
 class FixedSegment(Segment):
@@ -135,26 +134,24 @@ class FixedSegment(Segment):
         return x.tolist(), bool(np.isfinite(x).all())
 
     def block(self, i: int, j: int) -> np.ndarray:
-        if self.parsed is None:
-            self.parsed = np.empty((len(SIGNALS), len(self.lines)))
-            self.known = np.zeros(len(self.lines), dtype=bool)
-        if not self.known[i:j].all():
-            # Whole blocks of PARSE_ROWS rows (counted from the chunk's first line, so that
-            # dropping rows does not move them): fewer, larger parses.
-            lo = max((self.skipped + i) // PARSE_ROWS * PARSE_ROWS - self.skipped, 0)
-            hi = min(-(-(self.skipped + j) // PARSE_ROWS) * PARSE_ROWS - self.skipped,
-                     len(self.lines))
-            gap = np.flatnonzero(~self.known[lo:hi])
-            # Rows in between that are already known are parsed again: the same values.
-            a, b = lo + int(gap[0]), lo + int(gap[-1]) + 1
-            self.parsed[:, a:b] = self._parse(a, b)
-            self.known[a:b] = True
+        self.prepare(i, j)
         if self.noted:
             lo = bisect_left(self.noted, self.skipped + i)
             for idx in self.noted[lo:bisect_left(self.noted, self.skipped + j)]:
                 for reason in self.notes[idx]:
                     self.report(idx, reason)
         return self.parsed[:, i:j]
+
+    def prepare(self, i: int, j: int) -> None:
+        if self.parsed is None:
+            self.parsed = np.empty((len(SIGNALS), len(self.lines)))
+            self.known = np.zeros(len(self.lines), dtype=bool)
+        if not self.known[i:j].all():
+            gap = np.flatnonzero(~self.known[i:j])
+            # Rows in between that are already known are parsed again: the same values.
+            a, b = i + int(gap[0]), i + int(gap[-1]) + 1
+            self.parsed[:, a:b] = self._parse(a, b)
+            self.known[a:b] = True
 
     def _note(self, idx: int, reason: str) -> None:
         said = self.notes.get(idx)
@@ -548,6 +545,15 @@ class SampleBuffer:
         if ok.all():
             return list(x)  # the common case: views of one clean block, no copy
         return [row[keep] for row, keep in zip(x, ok)]
+
+    def prepare(self, lo_us: int, hi_us: int) -> None:
+        """Parses the rows with lo <= t <= hi in one go, for the windows that will read them:
+        one parse per event, of the rows no earlier event read, instead of one per window."""
+        for seg in self.segments:
+            if seg.last_us >= lo_us and seg.first_us <= hi_us:
+                i, j = seg.span(lo_us, hi_us)
+                if i < j:
+                    seg.prepare(i, j)
 
     def trim(self, keep_from_us: int) -> None:
         kept = []
