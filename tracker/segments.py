@@ -272,9 +272,12 @@ class FixedSegment(Segment):
         if i:
             del self.lines[:i]
             self.skipped += i
-            if self.parsed is not None:  # copies: a view would keep the dropped rows alive
+            if self.parsed is not None and self.known[i:].any():
+                # Copies: a view would keep the dropped rows alive.
                 self.parsed = self.parsed[:, i:].copy()
                 self.known = self.known[i:].copy()
+            else:  # nothing kept is parsed yet: allocated again when a window needs it
+                self.parsed = self.known = None
             k = bisect_left(self.noted, self.skipped)
             for idx in self.noted[:k]:
                 del self.notes[idx]
