@@ -182,4 +182,5 @@ def test_window_values_come_in_time_order_around_bad_lines(tmp_path):
     assert len(buf.segments) > 1  # the bad lines were cut out of the fast runs
     t0 = reader.tp.parse(ts(0))
     values = buf.window(t0 - 30_000_000, t0 - 1_000_000)[0]
+    values = values.tolist()
     assert values == sorted(values) and len(values) == 146 + 2

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterator, Sequence
-from itertools import chain
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -29,14 +28,15 @@ def seconds_text(s: float) -> str:
     return str(int(s)) if float(s).is_integer() else repr(float(s))
 
 
-def _mean(values: Sequence[float]) -> float | None:
-    if not values:
+def _mean(values: np.ndarray) -> float | None:
+    if not len(values):
         return None
+    floats = values.tolist()  # fsum reads Python floats quickest
     try:
-        return math.fsum(values) / len(values)
+        return math.fsum(floats) / len(floats)
     except OverflowError:  # finite values whose sum is not: their mean still is
-        n = len(values)
-        return math.fsum(v / n for v in values)
+        n = len(floats)
+        return math.fsum(v / n for v in floats)
 
 
 def _text(x: float | None) -> str:
@@ -63,11 +63,11 @@ BATCH_SHARE = 0.9
 # Events whose intervals are computed in one numpy batch (bounds the batch's memory).
 BATCH_EVENTS = 64
 
-Windows = tuple[list[Sequence[float]], list[Sequence[float]], list[Sequence[float]]]
+Windows = tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]
 
 
-def _cuts(pre: list[Sequence[float]], post: list[Sequence[float]],
-          history: list[Sequence[float]]) -> list[tuple[list[int], int, int, int]]:
+def _cuts(pre: list[np.ndarray], post: list[np.ndarray],
+          history: list[np.ndarray]) -> list[tuple[list[int], int, int, int]]:
     """The signals of one event that can share a batch, and the window lengths they share.
 
     A blank field leaves a signal's window a sample short of the others'. Batched signals
@@ -76,21 +76,20 @@ def _cuts(pre: list[Sequence[float]], post: list[Sequence[float]],
     out of its interval, never out of Δ. A signal with far fewer samples (a long blank
     stretch) goes on its own.
     """
-    have = [i for i in range(len(pre)) if pre[i] and post[i]]
+    lens = [(len(a), len(b), len(h)) for a, b, h in zip(pre, post, history)]
+    have = [i for i, (a, b, _) in enumerate(lens) if a and b]
     if not have:
         return []
-    top = [max(len(x[i]) for i in have) for x in (pre, post, history)]
-    batch = [i for i in have if all(len(x[i]) >= BATCH_SHARE * t
-                                    for x, t in zip((pre, post, history), top))]
+    top = [BATCH_SHARE * max(lens[i][k] for i in have) for k in range(3)]
+    batch = [i for i in have if lens[i][0] >= top[0] and lens[i][1] >= top[1]
+             and lens[i][2] >= top[2]]
     groups = ([batch] if batch else []) + [[i] for i in have if i not in batch]
-    return [(idx, *(min(len(x[i]) for i in idx) for x in (pre, post, history)))
-            for idx in groups]
+    return [(idx, *(min(lens[i][k] for i in idx) for k in range(3))) for idx in groups]
 
 
-def _array(rows: Iterator[Sequence[float]], n: int) -> np.ndarray:
-    """Rows of n floats as a 2-D array (fromiter reads Python floats quickest)."""
-    flat = np.fromiter(chain.from_iterable(rows), float)
-    return flat.reshape(-1, n)
+def _array(rows: Iterator[np.ndarray], n: int) -> np.ndarray:
+    """Rows of n floats as a 2-D array."""
+    return np.stack(list(rows)).reshape(-1, n)
 
 
 def _intervals(events: list[Windows], plains: list[list[float | None]]) -> list[list[Shift]]:
@@ -155,7 +154,7 @@ def effect_records(evs: list[RuleEvent], buffer: SampleBuffer, s: Settings,
             for short, sh in zip(SHORT, found):
                 rec[f"d_{short}_lo"] = _text(sh.lo)
                 rec[f"d_{short}_hi"] = _text(sh.hi)
-            counts = [min(len(x), len(y)) for x, y in zip(pre, post) if x and y]
+            counts = [min(len(x), len(y)) for x, y in zip(pre, post) if len(x) and len(y)]
             rec["verdict"] = verdict(*found, fewest=min(counts) if counts else None,
                                      min_samples=UNRELIABLE_BELOW)
             rec["n_glitches"] = str(sum(sh.glitches for sh in found))
@@ -167,6 +166,7 @@ def _means(ev: RuleEvent, buffer: SampleBuffer, s: Settings,
            confounded: bool) -> tuple[dict[str, str], Windows, list[float | None]]:
     """The row without its intervals, the event's windows, and its plain Δs."""
     (a, b), (c, d) = windows(ev.t_us, s)
+    buffer.prepare(a - us(s.pre_s * HISTORY_WINDOWS), d)
     pre, post = buffer.window(a, b), buffer.window(c, d)
     history = buffer.window(a - us(s.pre_s * HISTORY_WINDOWS), a - 1)
     rec = {

@@ -14,10 +14,12 @@ from __future__ import annotations
 import json
 import math
 import re
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Sequence
-from itertools import chain, islice
+from itertools import islice, repeat
 from operator import itemgetter
+
+import numpy as np
 
 from tracker.contract import SIGNALS
 from tracker.csvformat import NAN, Header, parse_values, split_row
@@ -80,6 +82,13 @@ class Segment:
         """Each metric's values of rows i..j-1, and True when all are known finite."""
         raise NotImplementedError
 
+    def block(self, i: int, j: int) -> np.ndarray:
+        """Rows i..j-1 as a (metric, row) array; NaN, inf and left-out rows included."""
+        raise NotImplementedError
+
+    def prepare(self, i: int, j: int) -> None:
+        """Parses rows i..j-1 ahead of the windows that will read them (no message yet)."""
+
     def times(self, i: int, j: int) -> list[int]:
         """The time of each of rows i..j-1."""
         raise NotImplementedError
@@ -89,6 +98,7 @@ class Segment:
 
     def __len__(self) -> int:
         raise NotImplementedError
+
 
 
 class FixedSegment(Segment):
@@ -102,6 +112,14 @@ class FixedSegment(Segment):
         self.skipped = 0  # lines dropped from the front, to keep reported line numbers right
         self.first_us = tp.parse(lines[0][: fmt.width])
         self.last_us = tp.parse(lines[-1][: fmt.width])
+        # Rows parsed so far, kept: the windows of nearby events overlap (pre, post and the
+        # history before pre), and each row is parsed once, when a window first needs it.
+        self.parsed: np.ndarray | None = None  # (metric, row), allocated on first use
+        self.known: np.ndarray | None = None  # which rows `parsed` holds
+        # What parsing found wrong in a row (by its index in the original chunk): said
+        # whenever a window holds the row, as when each window was parsed on its own.
+        self.notes: dict[int, list[str]] = {}
+        self.noted: list[int] = []  # the keys of `notes`, sorted
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -112,9 +130,72 @@ class FixedSegment(Segment):
         return bisect_left(self.lines, lo), bisect_right(self.lines, hi)
 
     def values(self, i: int, j: int) -> tuple[list[Sequence[float]], bool]:
+        x = self.block(i, j)
+        return x.tolist(), bool(np.isfinite(x).all())
+
+    def block(self, i: int, j: int) -> np.ndarray:
+        self.prepare(i, j)
+        if self.noted:
+            lo = bisect_left(self.noted, self.skipped + i)
+            for idx in self.noted[lo:bisect_left(self.noted, self.skipped + j)]:
+                for reason in self.notes[idx]:
+                    self.report(idx, reason)
+        return self.parsed[:, i:j]
+
+    def prepare(self, i: int, j: int) -> None:
+        if self.parsed is None:
+            self.parsed = np.empty((len(SIGNALS), len(self.lines)))
+            self.known = np.zeros(len(self.lines), dtype=bool)
+        if not self.known[i:j].all():
+            gap = np.flatnonzero(~self.known[i:j])
+            # Rows in between that are already known are parsed again: the same values.
+            a, b = i + int(gap[0]), i + int(gap[-1]) + 1
+            self.parsed[:, a:b] = self._parse(a, b)
+            self.known[a:b] = True
+
+    def _note(self, idx: int, reason: str) -> None:
+        said = self.notes.get(idx)
+        if said is None:
+            self.notes[idx] = [reason]
+            insort(self.noted, idx)
+        elif reason not in said:
+            said.append(reason)
+
+    def _parse(self, i: int, j: int) -> np.ndarray:
+        """Rows i..j-1 (at least one) as a (metric, row) array."""
         rows = self.lines[i:j]
-        if not rows:
-            return [[] for _ in SIGNALS], True
+        width = self.header.ncols - 1
+        # The common case, no quotes: the fields are what a split on commas gives. Without
+        # blanks (or a carriage return, which loadtxt would take for a line end), numpy's
+        # loadtxt reads the rows after the timestamps: it reads a number as float() does or
+        # refuses it, and refuses rows of different field counts. Otherwise, when every row
+        # has the header's field count, numpy converts each field with float() itself, as
+        # the row-by-row path does, blanks as NaN. A field float() does not read (junk), or
+        # a row of another field count, sends the rows to the JSON parse below, which says
+        # what it found.
+        bodies = list(map(itemgetter(slice(self.fmt.width + 1, None)), rows))
+        cols = [c - 1 for c in self.header.cols]
+        text = "\n".join(bodies)
+        if '"' in text:
+            return np.array(self._values(i, rows), dtype=float)
+        if ("\r" not in text and ",," not in text and ",\n" not in text and "\n," not in text
+                and text[:1] != "," and text[-1:] != ","):
+            try:
+                table = np.loadtxt(bodies, delimiter=",", comments=None, ndmin=2)
+            except (ValueError, OverflowError, TypeError):
+                table = None
+            if table is not None and table.shape == (len(rows), width):
+                return table[:, cols].T
+        if set(map(str.count, bodies, repeat(","))) == {width - 1}:
+            try:
+                flat = np.array(_fill_blanks(text.replace("\n", ",")).split(","), dtype=float)
+            except (ValueError, OverflowError):
+                flat = None
+            if flat is not None:
+                return flat.reshape(len(rows), width)[:, cols].T
+        return np.array(self._values(i, rows), dtype=float)
+
+    def _values(self, i: int, rows: list[str]) -> list[Sequence[float]]:
         width = self.header.ncols - 1
         joined = "],[".join(map(itemgetter(slice(self.fmt.width + 1, None)), rows))
         # One C-level parse of the whole block as JSON arrays of numbers. What is left once
@@ -125,34 +206,28 @@ class FixedSegment(Segment):
         # CSV and JSON see differently) is read row by row.
         brackets = len(rows) - 1  # only the ones this join put in
         if joined.count("[") != brackets or joined.count("]") != brackets:
-            return self._values_slowly(i, rows), False
+            return self._values_slowly(i, rows)
         rest = joined.translate(_PLAIN_NUMBER_CHARS)
         table = None
-        finite = False
         if not rest:
             table = _loads(joined)
-            if table is not None:
-                # A plain integer of 309 digits or more is inf as a float.
-                finite = max(map(len, rows)) < 300
-            else:  # most often blank fields, which JSON has no word for
+            if table is None:  # most often blank fields, which JSON has no word for
                 joined = _fill_blanks(joined)
                 table = _loads(joined)
         if table is None or len(table) != len(rows):
             if '"' in joined:
-                return self._values_slowly(i, rows), False
+                return self._values_slowly(i, rows)
             junk: list[tuple[int, str]] = []
             table = _loads(_NOT_JSON_NUMBER.sub(lambda m: _as_json(m, junk), joined))
             if table is None or len(table) != len(rows):
-                return self._values_slowly(i, rows), False
-            finite = False
+                return self._values_slowly(i, rows)
             if junk:
                 self._report_junk(i, joined, table, junk)
         if set(map(len, table)) != {width}:
             self._report_counts(i, table)
             table = [r if len(r) == width else [NAN] * width for r in table]
-            finite = False
         cols = list(zip(*table))
-        return [cols[c - 1] for c in self.header.cols], finite
+        return [cols[c - 1] for c in self.header.cols]
 
     def times(self, i: int, j: int) -> list[int]:
         w = self.fmt.width
@@ -165,14 +240,14 @@ class FixedSegment(Segment):
             k = joined.count("],[", 0, pos)
             col = joined.count(",", joined.rfind("[", 0, pos) + 1, pos) + 1
             if len(table[k]) == width and col in names:
-                self.report(self.skipped + i + k,
-                            f"{names[col]} {token!r} is not a number; left out of the means")
+                self._note(self.skipped + i + k,
+                           f"{names[col]} {token!r} is not a number; left out of the means")
 
     def _report_counts(self, i: int, table: list) -> None:
         for k, r in enumerate(table):
             if len(r) != self.header.ncols - 1:
-                self.report(self.skipped + i + k, f"{len(r) + 1} fields, header has "
-                            f"{self.header.ncols}; row left out")
+                self._note(self.skipped + i + k, f"{len(r) + 1} fields, header has "
+                           f"{self.header.ncols}; row left out")
 
     def _values_slowly(self, i: int, rows: list[str]) -> list[list[float]]:
         cols: list[list[float]] = [[] for _ in SIGNALS]
@@ -180,14 +255,14 @@ class FixedSegment(Segment):
             idx = self.skipped + i + k
             fields = split_row(row)
             if isinstance(fields, str):
-                self.report(idx, f"{fields}; row left out")
+                self._note(idx, f"{fields}; row left out")
                 vals = [NAN] * len(SIGNALS)
             elif len(fields) != self.header.ncols:
-                self.report(idx, f"{len(fields)} fields, header has {self.header.ncols}; "
-                                 "row left out")
+                self._note(idx, f"{len(fields)} fields, header has {self.header.ncols}; "
+                                "row left out")
                 vals = [NAN] * len(SIGNALS)
             else:
-                vals = parse_values(fields, self.header, lambda r, idx=idx: self.report(idx, r))
+                vals = parse_values(fields, self.header, lambda r, idx=idx: self._note(idx, r))
             for col, v in zip(cols, vals):
                 col.append(v)
         return cols
@@ -197,6 +272,16 @@ class FixedSegment(Segment):
         if i:
             del self.lines[:i]
             self.skipped += i
+            if self.parsed is not None and self.known[i:].any():
+                # Copies: a view would keep the dropped rows alive.
+                self.parsed = self.parsed[:, i:].copy()
+                self.known = self.known[i:].copy()
+            else:  # nothing kept is parsed yet: allocated again when a window needs it
+                self.parsed = self.known = None
+            k = bisect_left(self.noted, self.skipped)
+            for idx in self.noted[:k]:
+                del self.notes[idx]
+            del self.noted[:k]
             if self.lines:
                 self.first_us = us  # a bound, not the exact first time: only used to trim
 
@@ -216,6 +301,9 @@ class ParsedSegment(Segment):
 
     def values(self, i: int, j: int) -> tuple[list[Sequence[float]], bool]:
         return [c[i:j] for c in self.cols], False
+
+    def block(self, i: int, j: int) -> np.ndarray:
+        return np.array([c[i:j] for c in self.cols], dtype=float).reshape(len(self.cols), -1)
 
     def times(self, i: int, j: int) -> list[int]:
         return self.keys[i:j]
@@ -437,33 +525,38 @@ class SampleBuffer:
         self.segments.clear()
         self.max_us = None
 
-    def window(self, lo_us: int, hi_us: int) -> list[Sequence[float]]:
+    def window(self, lo_us: int, hi_us: int) -> list[np.ndarray]:
         """Finite values of each metric with lo <= t <= hi, over every segment."""
-        parts: list[list[Sequence[float]]] = [[] for _ in SIGNALS]
         hits = []
-        finite = True
         for seg in self.segments:
             if seg.last_us < lo_us or seg.first_us > hi_us:
                 continue
             i, j = seg.span(lo_us, hi_us)
             if i < j:
                 hits.append((seg, i, j))
-                cols, ok = seg.values(i, j)
-                finite = finite and ok
-                for acc, col in zip(parts, cols):
-                    acc.append(col)
+        if not hits:
+            return [np.empty(0) for _ in SIGNALS]
+        blocks = [seg.block(i, j) for seg, i, j in hits]
+        x = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1)
         if len(hits) > 1 and not _in_order(hits):
             # A row placed by its own time (out of order, another layout) sits between the
             # runs of the file: put every row of the window in time order (file order on
             # ties), as the statistics over these values assume.
-            times = list(chain.from_iterable(seg.times(i, j) for seg, i, j in hits))
-            order = sorted(range(len(times)), key=times.__getitem__)
-            flat = [list(chain.from_iterable(p)) for p in parts]
-            parts = [[[col[k] for k in order]] for col in flat]
-            finite = False
-        if finite and all(len(p) == 1 for p in parts):
-            return [p[0] for p in parts]  # the common case: one clean block, no copy
-        return [list(filter(math.isfinite, chain.from_iterable(p))) for p in parts]
+            times = np.array([t for seg, i, j in hits for t in seg.times(i, j)], dtype=np.int64)
+            x = x[:, np.argsort(times, kind="stable")]
+        ok = np.isfinite(x)
+        if ok.all():
+            return list(x)  # the common case: views of one clean block, no copy
+        return [row[keep] for row, keep in zip(x, ok)]
+
+    def prepare(self, lo_us: int, hi_us: int) -> None:
+        """Parses the rows with lo <= t <= hi in one go, for the windows that will read them:
+        one parse per event, of the rows no earlier event read, instead of one per window."""
+        for seg in self.segments:
+            if seg.last_us >= lo_us and seg.first_us <= hi_us:
+                i, j = seg.span(lo_us, hi_us)
+                if i < j:
+                    seg.prepare(i, j)
 
     def trim(self, keep_from_us: int) -> None:
         kept = []

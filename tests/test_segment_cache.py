@@ -1,0 +1,79 @@
+"""A FixedSegment parses each row once and keeps it: windows read through the kept rows, in
+any order, parsed ahead or not, and after rows are dropped, give what a row-by-row read gives."""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.test_tracker_property import BASE, fmt_ts
+from tracker import segments
+from tracker.csvformat import Header, parse_values, split_row
+from tracker.timeparse import FixedFormat, TimeParser, parse_zone
+
+HEADER = Header.parse("ts,phase_diff,entropy_rate,creative_band,risk_band", "metrics.csv")
+TP = TimeParser(parse_zone("+09:00"))
+T0 = TP.parse(BASE.isoformat(timespec="milliseconds"))
+
+values = st.one_of(
+    st.floats(-100, 100, allow_nan=False).map(lambda x: repr(round(x, 3))),
+    st.sampled_from(["", " ", "nan", "inf", "ERR", "1e3", "+1", "9" * 400, '"2.5"', "\x00",
+                     "1_0", "\u0661", "1.5\r", " 2 ", "-0", ".5"]),
+)
+
+
+def segment(lines, reports):
+    fmt = FixedFormat.of(lines[0].split(",")[0])
+    return segments.FixedSegment(list(lines), fmt, HEADER, TP,
+                                 lambda idx, reason: reports.add((idx, reason)))
+
+
+def expected(lines, i, j):
+    """Each signal's finite values of rows i..j-1, read row by row with float(), and what
+    is said about those rows (by line index)."""
+    cols = [[] for _ in range(4)]
+    said = set()
+    for k in range(i, j):
+        vals = parse_values(split_row(lines[k]), HEADER, lambda why, k=k: said.add((k, why)))
+        for col, v in zip(cols, vals):
+            if math.isfinite(v):
+                col.append(v)
+    return cols, said
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.lists(st.lists(values, min_size=4, max_size=4), min_size=1, max_size=40),
+       ops=st.lists(st.tuples(st.sampled_from(["window", "drop", "prepare"]),
+                              st.integers(-2, 42), st.integers(0, 20)), max_size=12))
+def test_kept_rows_read_like_a_fresh_parse(rows, ops):
+    lines = [",".join([fmt_ts(k * 200, "kst_ms"), *r]) for k, r in enumerate(rows)]
+    said: set = set()
+    seg = segment(lines, said)
+    dropped = 0
+    for op, start, length in ops:
+        lo_us, hi_us = T0 + start * 200_000, T0 + (start + length) * 200_000
+        if op == "prepare":  # parsed ahead, said only when a window holds the row
+            said.clear()
+            i, j = seg.span(lo_us, hi_us)
+            if i < j:
+                seg.prepare(i, j)
+            assert not said
+            continue
+        if op == "drop":
+            seg.drop_before(lo_us)
+            dropped = max(dropped, min(max(start, 0), len(lines)))
+            assert seg.lines == lines[dropped:]
+            continue
+        said.clear()
+        i, j = seg.span(lo_us, hi_us)
+        if i < j:
+            got = seg.block(i, j)
+            want, want_said = expected(lines, dropped + i, dropped + j)
+            assert [x[[math.isfinite(v) for v in x]].tolist() for x in got] == want
+            assert said == want_said
+    # The rows dropped take their parsed values and notes with them.
+    if seg.parsed is not None:
+        assert seg.parsed.shape[1] == len(seg.lines) == len(seg.known)
+    assert all(idx >= dropped for idx in seg.notes) and seg.noted == sorted(seg.notes)
