@@ -61,7 +61,7 @@ def needs_from(ev: RuleEvent, s: Settings) -> int:
 # Signals whose windows hold at least this share of the longest one's samples are batched.
 BATCH_SHARE = 0.9
 # Events whose intervals are computed in one numpy batch (bounds the batch's memory).
-BATCH_EVENTS = 64
+BATCH_EVENTS = 512
 
 Windows = tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]
 

@@ -22,6 +22,9 @@ from tracker.timeparse import TimeParser
 
 # Rows this far out of order are still found when the reader skips to a time.
 DISORDER_MARGIN_US = 60_000_000
+# While catching up through a file, effects are written at most this often (and at the end
+# of the pass): each write is a whole copy of the file and an fsync.
+WRITE_EVERY_S = 0.25
 # Below this size a file is read from its first line: exact, and every bad line is named.
 SKIP_THRESHOLD_BYTES = 16 << 20
 
@@ -57,6 +60,8 @@ class Tracker:
         self.times = EventTimes()
         self.known: set[tuple] = set()
         self.pending: list[RuleEvent] = []
+        self.unwritten: list[dict[str, str]] = []  # effects computed, not yet in the file
+        self._last_write = time.monotonic()
         # How far behind the newest sample to keep rows for events logged a little late.
         self.lookback_us = us(s.pre_s + s.guard_s + lookback_s)
         self.started = False
@@ -122,16 +127,25 @@ class Tracker:
             (done if ready else keep).append(ev)
         if not done:
             return
-        records = effect_records(done, self.buffer, self.s,
-                                 [self.times.confounded(ev.t_us, self.s) for ev in done])
-        # May raise EffectsWriteError: the events then stay pending for the next step.
-        self.summary.written += self.writer.write(records)
-        for rec in records:
+        self.unwritten += effect_records(
+            done, self.buffer, self.s, [self.times.confounded(ev.t_us, self.s) for ev in done])
+        self.pending = keep
+        if not settle_us or time.monotonic() - self._last_write >= WRITE_EVERY_S:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Writes the computed effects. Raises EffectsWriteError when the file cannot be
+        written: they are then kept and written at the next try."""
+        if not self.unwritten:
+            return
+        self.summary.written += self.writer.write(self.unwritten)
+        for rec in self.unwritten:
             self.summary.unreliable += unreliable(rec)
             self.summary.confounded += rec["confounded"] == "1"
             v = rec["verdict"]
             self.summary.verdicts[v] = self.summary.verdicts.get(v, 0) + 1
-        self.pending = keep
+        self.unwritten = []
+        self._last_write = time.monotonic()
 
     def _trim(self) -> None:
         if self.buffer.max_us is None:
@@ -154,11 +168,12 @@ class Tracker:
                 self._finalize(DISORDER_MARGIN_US)
                 self._trim()
         self._finalize()
+        self._flush()
         if self.tp.saw_naive and not self._zone_logged:
             self._zone_logged = True
             self.rep.info(f"timestamps without an offset are read as {self.s.naive_zone_name} "
                           "(set --naive-tz or LUMEN_NAIVE_TZ to change)")
-        self.summary.pending = len(self.pending)
+        self.summary.pending = len(self.pending) + len(self.unwritten)
         self.summary.bad_lines = self.rep.count
         return self.summary.written - before
 
