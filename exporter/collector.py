@@ -16,23 +16,16 @@ from exporter.sources import DataRoot
 from tracker import contract as names
 from tracker.contract import SHORT, SIGNALS, VERDICTS
 from tracker.history import RuleEvent
-from tracker.store import row_key
+from tracker.store import cell_number, row_key
 
 WINDOWS = ("pre", "post", "guard")
 
-
-def _float(text: str | None) -> float | None:
-    try:
-        v = float(text)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
 
 
 def _delta_label(row: dict[str, str] | None, short: str) -> str:
     if row is None:
         return "pending"
-    v = _float(row.get(f"d_{short}"))
+    v = cell_number(row.get(f"d_{short}"))
     return "n/a" if v is None else f"{v:.4g}"
 
 
@@ -211,7 +204,7 @@ class LumenCollector:
     def _derived(self, d: Derived) -> Iterator[Metric]:
         if d.last_row is not None:
             for name, short in zip(SIGNALS, SHORT):
-                v = _float(d.last_row.get(f"d_{short}"))
+                v = cell_number(d.last_row.get(f"d_{short}"))
                 if v is None:
                     continue
                 g = GaugeMetricFamily(names.last_delta(name),
@@ -220,7 +213,7 @@ class LumenCollector:
                 g.add_metric([d.last_row["rule"]], v)
                 yield g
                 for bound, word in (("lo", "Lower"), ("hi", "Upper")):
-                    b = _float(d.last_row.get(f"d_{short}_{bound}"))
+                    b = cell_number(d.last_row.get(f"d_{short}_{bound}"))
                     if b is None:
                         continue
                     g = GaugeMetricFamily(names.last_delta(name, bound),
@@ -274,7 +267,7 @@ class LumenCollector:
                               labels=["window", "source"])
         if d.windows:
             for name, text in d.windows.items():
-                v = _float(text)
+                v = cell_number(text)
                 if v is not None:
                     g.add_metric([name, "effects"], v)
         else:
@@ -349,7 +342,7 @@ class LumenCollector:
                                  ("post", f"post_{short}"), ("n_pre", f"n_pre_{short}"),
                                  ("n_post", f"n_post_{short}"), ("lo", f"d_{short}_lo"),
                                  ("hi", f"d_{short}_hi")):
-                    v = _float(row.get(col))
+                    v = cell_number(row.get(col))
                     if v is not None:
                         fams[key].add_metric([rule, name], v)
             if row.get("confounded") in ("0", "1"):

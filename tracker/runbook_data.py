@@ -21,7 +21,7 @@ from tracker.pooling import DIRECTION_P, Estimate, Pooled, differ, pool, se_from
 from tracker.report import Reporter
 from tracker.samples import SampleSource, Window
 from tracker.settings import Settings
-from tracker.store import read_effects
+from tracker.store import cell_number, read_effects
 from tracker.timeparse import TimeParser
 
 GOOD, WARNING = "good", "warning"
@@ -36,17 +36,8 @@ CHART_PAD_S = 5.0
 INTERVAL_COLUMNS = [f"d_{s}_{side}" for s in SHORT for side in ("lo", "hi")]
 COUNT_COLUMNS = [f"n_{side}_{s}" for s in SHORT for side in ("pre", "post")]
 
-
-def _number(text: str | None) -> float | None:
-    try:
-        x = float(text)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
-
-
 def _count(text: str | None) -> int | None:
-    x = _number(text)
+    x = cell_number(text)
     return None if x is None else int(x)
 
 
@@ -99,7 +90,7 @@ class Change:
     @property
     def size(self) -> float | None:
         """new − old when both are numbers."""
-        a, b = _number(self.old), _number(self.new)
+        a, b = cell_number(self.old), cell_number(self.new)
         return None if a is None or b is None else b - a
 
     @property
@@ -193,9 +184,9 @@ def _change(row: dict[str, str], line: int, tp: TimeParser,
         t_us: int | None = tp.parse(row["rule_ts"])
     except (ValueError, OverflowError):
         t_us = None
-    deltas = [Delta(m, _number(row.get(f"d_{s}")), _number(row.get(f"d_{s}_lo")),
-                    _number(row.get(f"d_{s}_hi")), _number(row.get(f"pre_{s}")),
-                    _number(row.get(f"post_{s}")), _count(row.get(f"n_pre_{s}")),
+    deltas = [Delta(m, cell_number(row.get(f"d_{s}")), cell_number(row.get(f"d_{s}_lo")),
+                    cell_number(row.get(f"d_{s}_hi")), cell_number(row.get(f"pre_{s}")),
+                    cell_number(row.get(f"post_{s}")), _count(row.get(f"n_pre_{s}")),
                     _count(row.get(f"n_post_{s}")))
               for s, m in zip(SHORT, SIGNALS)]
     conf = row.get("confounded")
@@ -203,8 +194,8 @@ def _change(row: dict[str, str], line: int, tp: TimeParser,
     return Change(
         ts=row["rule_ts"], t_us=t_us, actor=row["actor"], rule=row["rule"], old=row["old"],
         new=row["new"], note=notes.get(key, ""),
-        pre_s=_number(row.get("pre_s")) or 30.0, post_s=_number(row.get("post_s")) or 30.0,
-        guard_s=_number(row.get("guard_s")) or 0.0, deltas=deltas,
+        pre_s=cell_number(row.get("pre_s")) or 30.0, post_s=cell_number(row.get("post_s")) or 30.0,
+        guard_s=cell_number(row.get("guard_s")) or 0.0, deltas=deltas,
         verdict=row.get("verdict") or None if "verdict" in row else None,
         confounded=None if conf is None or conf == "" else conf == "1", line=line)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import errno
 import io
+import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -86,6 +87,16 @@ def read_effects(path: Path) -> tuple[list[str], list[dict[str, str]], list[list
 
 
 KEY_COLUMNS = ("rule_ts", "actor", "rule", "old", "new")
+
+
+def cell_number(text: str | None) -> float | None:
+    """A number cell of a row (a mean, a Δ, an interval's end) as a finite float; None when
+    it is empty, not a number, or not finite (how an unknown is written)."""
+    try:
+        v = float(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
 
 
 def row_key(row: dict[str, str]) -> tuple[str, ...]:
