@@ -36,6 +36,7 @@ CHART_PAD_S = 5.0
 INTERVAL_COLUMNS = [f"d_{s}_{side}" for s in SHORT for side in ("lo", "hi")]
 COUNT_COLUMNS = [f"n_{side}_{s}" for s in SHORT for side in ("pre", "post")]
 
+
 def _count(text: str | None) -> int | None:
     x = cell_number(text)
     return None if x is None else int(x)
