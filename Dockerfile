@@ -21,7 +21,9 @@ RUN if /usr/bin/python3 -c 'import prometheus_client, dateutil, yaml, numpy, bcr
 
 # A fixed non-root user. /data belongs to it so that a fresh named volume mounted there
 # (docker copies the image's ownership into it) is writable; a bind-mounted data root is
-# used with LUMEN_UID/LUMEN_GID in compose.yaml instead. Written directly into
+# used with LUMEN_UID/LUMEN_GID in compose.yaml instead. /var/lib/lumen-longterm belongs to
+# nobody for the same reason: compose.yaml's longterm-init hands that ownership to the
+# long-term store's fresh volume, where the store runs as nobody. Written directly into
 # /etc/passwd because minimal bases have no useradd.
 ARG LUMEN_UID=10001
 ARG LUMEN_GID=10001
@@ -29,7 +31,9 @@ RUN grep -q '^lumen:' /etc/group || echo "lumen:x:${LUMEN_GID}:" >> /etc/group; 
     grep -q '^lumen:' /etc/passwd \
         || echo "lumen:x:${LUMEN_UID}:${LUMEN_GID}:lumen:/nonexistent:/usr/sbin/nologin" >> /etc/passwd; \
     mkdir -p /data/controls /data/logs \
-    && chown -R "${LUMEN_UID}:${LUMEN_GID}" /data
+    && chown -R "${LUMEN_UID}:${LUMEN_GID}" /data \
+    && mkdir -p /var/lib/lumen-longterm \
+    && chown 65534:65534 /var/lib/lumen-longterm
 
 WORKDIR /app
 COPY tracker/ /app/tracker/

@@ -31,6 +31,7 @@ from demo.files import (
     write_status,
 )
 from demo.sim import KST, PERSONALITIES, TICK, Personality, Simulator, Tick
+from tracker.fleet import gateways
 
 # A fresh root gets this much history at once, with its first change 120 s back: that
 # effect is complete immediately and the next change lands within the first minute.
@@ -64,10 +65,15 @@ def fleet(n: int) -> list[tuple[str, Personality]]:
 
 
 def user_data_found(root: Path) -> list[Path]:
-    """Data files in a root that the demo did not write (no marker): the demo must stay off."""
+    """Data files in a root that the demo did not write (no marker): the demo must stay off.
+
+    A fleet root counts too: the demo marks the root before it writes any gateway, so a
+    gateway directory (as the tracker finds them) under an unmarked root is the user's.
+    """
     if (root / MARKER_FILE).exists():
         return []
-    return [rel for rel in DATA_FILES if (root / rel).exists()]
+    return [gateway.root.relative_to(root) / rel for gateway in gateways(root)
+            for rel in DATA_FILES if (gateway.root / rel).exists()]
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,15 @@ from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 from tracker.contract import EFFECT_WINDOW, GATEWAY_STATUS, UNRELIABLE_BELOW
 
-# Provisioned with this fixed uid (grafana/provisioning/datasources/lumen.yml): a fixed uid
-# keeps file-provisioned dashboards working, where ${DS_...} inputs would leave them empty.
+# The two datasources provisioned with fixed uids (grafana/provisioning/datasources/
+# lumen.yml): the stack's Prometheus, and the long-term store of the `longterm` profile.
+# Every query reads the one picked in the $datasource variable (a template variable works
+# in file-provisioned dashboards, where ${DS_...} inputs would be left empty), Prometheus
+# by default; the same dashboards then read months of history from the long-term store.
 DATASOURCE_UID = "lumen-prometheus"
-DATASOURCE = DataSourceRef(type_val="prometheus", uid=DATASOURCE_UID)
+LONGTERM_DATASOURCE_UID = "lumen-longterm"
+DATASOURCE_VARIABLE = "datasource"
+DATASOURCE = DataSourceRef(type_val="prometheus", uid="${" + DATASOURCE_VARIABLE + "}")
 
 # The scrape job of the exporter in prometheus.yml; prometheus/rules uses the same name.
 EXPORTER_JOB = "lumen-exporter"
@@ -238,6 +243,21 @@ def _pick_all(name: str, label: str, description: str,
     )
 
 
+def datasource_variable() -> dashboard.DatasourceVariable:
+    """Which Prometheus-compatible datasource every query reads, the stack's Prometheus
+    at first; any other one added to Grafana (Mimir, Thanos, ...) is offered too."""
+    return (
+        dashboard.DatasourceVariable(DATASOURCE_VARIABLE)
+        .label("Data source")
+        .description(
+            "Prometheus: the last LUMEN_PROMETHEUS_RETENTION (15 days). Long-term store: "
+            "months of history (the longterm profile, README \"Months of history\")."
+        )
+        .type("prometheus")
+        .current(model.VariableOption(selected=True, text="Prometheus", value=DATASOURCE_UID))
+    )
+
+
 def gateway_variable() -> dashboard.QueryVariable:
     """Multi-select of the gateways the exporter serves, defaulting to all of them."""
     return _pick_all("gateway", "Gateway",
@@ -338,7 +358,8 @@ def base(
     variables: tuple[dashboard.QueryVariable, ...] = (),
 ) -> dashboard.Dashboard:
     """A dashboard with what all Lumen dashboards share: settings, links, the rule-change
-    annotation, the gateway variable (before the dashboard's own `variables`), the hidden
+    annotation, the datasource and gateway variables (before the dashboard's own
+    `variables`), the hidden
     window variables and the runbook address (after them).
 
     30 minutes at a 10 s refresh fits the routine: change a rule, watch 2-3 minutes,
@@ -357,6 +378,7 @@ def base(
         .links(links())
         .annotation(RuleChangeAnnotation())
     )
-    for variable in (gateway_variable(), *variables, *window_variables(), runbook_variable()):
+    for variable in (datasource_variable(), gateway_variable(), *variables,
+                     *window_variables(), runbook_variable()):
         board = board.with_variable(variable)
     return board

@@ -7,6 +7,9 @@
 #   lumen-airgap/prometheus:<version>     Debian's prometheus package (LUMEN_PROMETHEUS_IMAGE)
 #   lumen-airgap/alertmanager:<version>   Debian's prometheus-alertmanager package
 #                                         (LUMEN_ALERTMANAGER_IMAGE)
+#   lumen-airgap/victoria-metrics:<version>  Debian's victoria-metrics package, the long-term
+#                                         store of the `longterm` profile
+#                                         (LUMEN_VICTORIAMETRICS_IMAGE)
 # The variables for compose are written to build/airgap.env and printed at the end.
 #
 # Settings (environment): LUMEN_DEBIAN_MIRROR, LUMEN_DEBIAN_SECURITY_MIRROR (a local mirror
@@ -22,6 +25,7 @@ PYTHON_BASE=lumen-airgap/debian-python:$SUITE
 PROJECT_IMAGE=lumen/rules-resonance-tracker:local
 PROMETHEUS_REPO=lumen-airgap/prometheus
 ALERTMANAGER_REPO=lumen-airgap/alertmanager
+VICTORIAMETRICS_REPO=lumen-airgap/victoria-metrics
 ENV_FILE=build/airgap.env
 
 log() { printf 'build-images: %s\n' "$*" >&2; }
@@ -152,11 +156,42 @@ make_alertmanager() {  # writes the image's name to $workdir/alertmanager.image
     echo "$image" >"$workdir/alertmanager.image"
 }
 
+make_victoriametrics() {  # writes the image's name to $workdir/victoriametrics.image
+    local image version existing
+    existing=$(docker image ls --format '{{.Repository}}:{{.Tag}}' "$VICTORIAMETRICS_REPO" | head -n 1)
+    if [ "${LUMEN_AIRGAP_REBUILD:-0}" = 1 ] || [ -z "$existing" ]; then
+        log "victoria-metrics image (Debian's victoria-metrics package, mmdebstrap)"
+        # Like the prometheus image: the data path /storage belongs to nobody, so a fresh
+        # named volume mounted there does too; wget for the compose healthcheck.
+        # shellcheck disable=SC2016 # the hooks' $1 (the rootfs) is expanded by mmdebstrap
+        rootfs "$workdir/victoriametrics.tar" essential victoria-metrics,wget \
+            --customize-hook='mkdir -p "$1/storage" && chown 65534:65534 "$1/storage"' \
+            --customize-hook='chroot "$1" dpkg-query -W -f="\${Version}" victoria-metrics > "$1/etc/victoria-metrics-debian-version"'
+        version=$(debian_version "$workdir/victoriametrics.tar" ./etc/victoria-metrics-debian-version)
+        [ -n "$version" ] || { log "could not read the victoria-metrics version"; exit 1; }
+        image=$VICTORIAMETRICS_REPO:$version
+        # The upstream image's entrypoint takes the same flags (compose passes them).
+        docker import \
+            --change 'USER 65534:65534' \
+            --change 'WORKDIR /storage' \
+            --change 'EXPOSE 8428' \
+            --change 'VOLUME ["/storage"]' \
+            --change 'ENTRYPOINT ["/usr/bin/victoria-metrics"]' \
+            "$workdir/victoriametrics.tar" "$image" >/dev/null
+        rm -f "$workdir/victoriametrics.tar"
+    else
+        image=$existing
+        log "victoria-metrics image $image exists (LUMEN_AIRGAP_REBUILD=1 to remake it)"
+    fi
+    echo "$image" >"$workdir/victoriametrics.image"
+}
+
 # Independent, and mostly downloading and unpacking: made side by side.
 pids=()
 make_project_images & pids+=($!)
 make_prometheus & pids+=($!)
 make_alertmanager & pids+=($!)
+make_victoriametrics & pids+=($!)
 failed=0
 for pid in "${pids[@]}"; do
     wait "$pid" || failed=1
@@ -164,17 +199,19 @@ done
 [ "$failed" = 0 ] || { log "an image could not be made (see above)"; exit 1; }
 prometheus_image=$(cat "$workdir/prometheus.image")
 alertmanager_image=$(cat "$workdir/alertmanager.image")
+victoriametrics_image=$(cat "$workdir/victoriametrics.image")
 
 mkdir -p "$(dirname "$ENV_FILE")"
 cat >"$ENV_FILE" <<EOF
 LUMEN_PYTHON_IMAGE=$PYTHON_BASE
 LUMEN_PROMETHEUS_IMAGE=$prometheus_image
 LUMEN_ALERTMANAGER_IMAGE=$alertmanager_image
+LUMEN_VICTORIAMETRICS_IMAGE=$victoriametrics_image
 EOF
 
 log "done in $(( $(date +%s) - start )) s; images:"
 docker image ls --format '{{.Repository}}:{{.Tag}}  {{.Size}}' \
-    | grep -E "^($PYTHON_BASE|$PROJECT_IMAGE|$PROMETHEUS_REPO:|$ALERTMANAGER_REPO:)" | sed 's/^/    /' >&2 || true
+    | grep -E "^($PYTHON_BASE|$PROJECT_IMAGE|$PROMETHEUS_REPO:|$ALERTMANAGER_REPO:|$VICTORIAMETRICS_REPO:)" | sed 's/^/    /' >&2 || true
 cat >&2 <<EOF
 build-images: compose uses these images through these variables, written to $ENV_FILE:
 $(sed 's/^/    /' "$ENV_FILE")

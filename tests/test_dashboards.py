@@ -34,6 +34,9 @@ from tracker.contract import EXPORTER_METRICS, PROMETHEUS_SERIES, VERDICTS  # no
 DASHBOARD_DIR = REPO / "grafana" / "dashboards"
 PROVISIONING = REPO / "grafana" / "provisioning"
 UID = "lumen-prometheus"
+LONGTERM_UID = "lumen-longterm"
+# What every query reads: the datasource picked in the $datasource variable.
+PICKED = "${datasource}"
 SIGNALS = ("phase_diff", "entropy_rate", "creative_band", "risk_band")
 STATES = {"0": "unknown", "1": "initializing", "2": "binding", "3": "resonating", "4": "locked"}
 GATEWAY = 'gateway=~"$gateway"'
@@ -156,22 +159,32 @@ def test_build_script_check_runs_from_any_directory(tmp_path):
 # --- datasource and provisioning ------------------------------------------------------
 
 
-def test_every_datasource_reference_is_the_provisioned_uid():
+def test_every_query_reads_the_picked_datasource_prometheus_at_first():
     for name, dashboard in _dashboards().items():
         refs = [node["datasource"] for node in _walk(dashboard) if "datasource" in node]
         assert refs, name
         for ref in refs:
-            assert ref == {"type": "prometheus", "uid": UID}, (name, ref)
+            assert ref == {"type": "prometheus", "uid": PICKED}, (name, ref)
         assert "__inputs" not in dashboard
-        assert not [s for s in _strings(dashboard) if "${DS_" in s or "$datasource" in s]
+        assert not [s for s in _strings(dashboard) if "${DS_" in s]
+        (picker,) = [v for v in dashboard["templating"]["list"] if v["type"] == "datasource"]
+        assert picker["name"] == "datasource" and picker["query"] == "prometheus"
+        assert picker["current"]["value"] == UID, name
+        assert picker.get("hide", 0) == 0  # a control the user sees
 
 
-def test_provisioning_points_at_the_datasource_and_the_dashboards():
+def test_provisioning_points_at_both_datasources_and_the_dashboards():
     datasources = yaml.safe_load((PROVISIONING / "datasources" / "lumen.yml").read_text())
-    (source,) = datasources["datasources"]
-    assert source["uid"] == UID
-    assert source["type"] == "prometheus"
-    assert source["url"] == "http://prometheus:9090"
+    by_uid = {s["uid"]: s for s in datasources["datasources"]}
+    assert set(by_uid) == {UID, LONGTERM_UID}
+    assert by_uid[UID]["url"] == "http://prometheus:9090" and by_uid[UID]["isDefault"]
+    # The store's service and port in compose.yaml.
+    compose = yaml.safe_load((REPO / "compose.yaml").read_text(encoding="utf-8"))
+    store = compose["services"]["victoriametrics"]
+    assert by_uid[LONGTERM_UID]["url"] == "http://victoriametrics:8428"
+    assert "-httpListenAddr=:8428" in store["command"]
+    for source in by_uid.values():
+        assert source["type"] == "prometheus"
     providers = yaml.safe_load((PROVISIONING / "dashboards" / "lumen.yml").read_text())
     (provider,) = providers["providers"]
     assert provider["type"] == "file"
@@ -260,7 +273,7 @@ def test_delta_panels_state_the_formula_with_the_windows_in_force():
             if f"${{{window}_s}}" in uses:
                 variable = variables[f"{window}_s"]
                 assert variable["hide"] == 2  # hidden: a value to read, not a control
-                assert variable["datasource"]["uid"] == UID
+                assert variable["datasource"]["uid"] == PICKED
                 assert (
                     f'lumen_effect_window_seconds{{window="{window}", {GATEWAY}}}'
                     in variable["query"]
@@ -520,7 +533,7 @@ def test_every_dashboard_with_time_series_marks_every_rule_change():
         assert annotation["enable"] is True and annotation["hide"] is False, name
         # no panel filter: Grafana then draws the markers on every time-series panel
         assert "filter" not in annotation, name
-        assert annotation["datasource"] == {"type": "prometheus", "uid": UID}
+        assert annotation["datasource"] == {"type": "prometheus", "uid": PICKED}
         assert annotation["target"]["expr"] == annotation["expr"] == RULE_CHANGE_EXPR
         assert annotation["useValueForTime"] is True
         # the exporter's value is in seconds; useValueForTime reads milliseconds
@@ -647,12 +660,13 @@ def _gateway_variable(dashboard: dict) -> dict:
 def test_every_dashboard_has_the_gateway_variable():
     for name, dashboard in _dashboards().items():
         variable = _gateway_variable(dashboard)
-        assert dashboard["templating"]["list"][0] is variable, name  # first: it filters all
+        # first after the datasource: it filters all
+        assert dashboard["templating"]["list"][1] is variable, name
         assert variable["type"] == "query" and variable["query"] == (
             "label_values(lumen_gateway_status, gateway)"
         )
         assert variable["multi"] and variable["includeAll"] and variable["allValue"] == ".*"
-        assert variable["datasource"]["uid"] == UID
+        assert variable["datasource"]["uid"] == PICKED
 
 
 def test_every_query_filters_by_gateway():
@@ -690,7 +704,8 @@ def test_legends_name_the_gateway_where_several_can_show():
 def test_fleet_dashboard_shows_each_gateway_and_one_rule_across_gateways():
     fleet = _by_uid("lumen-fleet")
     assert fleet["title"] == "Lumen · Fleet"
-    assert [v["name"] for v in fleet["templating"]["list"]][:2] == ["gateway", "rule"]
+    names = [v["name"] for v in fleet["templating"]["list"]]
+    assert names[:3] == ["datasource", "gateway", "rule"]
     tables = {p["title"]: p for p in panels(fleet) if p["type"] == "table"}
     gateways = tables["Gateways"]
     exprs = " ".join(_exprs(gateways))

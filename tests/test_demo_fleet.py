@@ -76,6 +76,20 @@ def test_the_fleet_demo_stays_off_where_a_gateway_holds_user_data(tmp_path):
     assert not (tmp_path / "steady").exists()
 
 
+def test_the_demo_stays_off_on_a_fleet_root_of_user_gateways(tmp_path):
+    """A root holding only the user's gateway directories is not empty: a single-gateway
+    demo written over it would turn the fleet into one gateway for the tracker."""
+    for name in ("site-a", "site-b"):
+        (tmp_path / name / "controls").mkdir(parents=True)
+        (tmp_path / name / "controls" / "rules_history.jsonl").write_text("")
+    clock = Clock(NOW)
+    out = io.StringIO()
+    run(tmp_path, 3, clock=clock, sleep=clock.sleep, stop_at=NOW + 10, out=out)
+    assert "demo is OFF" in out.getvalue()
+    assert "site-a/controls/rules_history.jsonl" in out.getvalue()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site-a", "site-b"]
+
+
 def test_bad_gateway_counts_are_bad_settings(tmp_path):
     for env in ({"LUMEN_DEMO_GATEWAYS": "many"}, {"LUMEN_DEMO_GATEWAYS": "0"}):
         p = subprocess.run([sys.executable, "-m", "demo", "--root", str(tmp_path)],
