@@ -49,6 +49,9 @@ GRAFANA_CHECKS = {
     "test_grafana_serves_every_dashboard_and_panel_query": (
         "every dashboard served by Grafana and every panel query through /api/ds/query"
     ),
+    "test_grafana_reads_the_long_term_store": (
+        "the Long-term store datasource's health and a query through it"
+    ),
 }
 
 

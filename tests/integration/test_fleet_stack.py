@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from grafana.common import LONGTERM_DATASOURCE_UID
+
 from . import dashboards
 from .conftest import (
     COMPOSE_FILE,
@@ -58,6 +60,8 @@ class Fleet:
     compose: list[str]
     prometheus_url: str
     longterm_url: str
+    grafana_url: str | None  # None: no Grafana image here
+    grafana_skip_reason: str
     started_at: float
     feeds: dict[str, Gateway] = field(default_factory=dict)
     changes: dict[str, list[Change]] = field(default_factory=dict)
@@ -101,6 +105,8 @@ def fleet(compose_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory,
         "LUMEN_UID": compose_env["LUMEN_UID"],
         "LUMEN_GID": compose_env["LUMEN_GID"],
         **{k: compose_env[k] for k in compose_env if k.startswith("LUMEN_EFFECT_")},
+        "LUMEN_GRAFANA_ADMIN_USER": compose_env["LUMEN_GRAFANA_ADMIN_USER"],
+        "LUMEN_GRAFANA_ADMIN_PASSWORD": compose_env["LUMEN_GRAFANA_ADMIN_PASSWORD"],
         "LUMEN_RUNBOOK_PORT": str(_free_port()),
         "LUMEN_LONGTERM_PORT": str(_free_port()),
         # README's two lines for the long-term store.
@@ -114,6 +120,8 @@ def fleet(compose_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory,
         root=root, env=env, compose=compose,
         prometheus_url=f"http://127.0.0.1:{env['LUMEN_PROMETHEUS_PORT']}",
         longterm_url=f"http://127.0.0.1:{env['LUMEN_LONGTERM_PORT']}",
+        grafana_url=f"http://127.0.0.1:{env['LUMEN_GRAFANA_PORT']}" if grafana_image[0] else None,
+        grafana_skip_reason=grafana_image[1],
         started_at=time.time(),
     )
     history_at = int(time.time()) - 60
@@ -204,8 +212,10 @@ def test_prometheus_has_each_gateway_series(fleet: Fleet) -> None:
         assert float(series["value"][1]) == fleet.changes[name][1].unix_s
         assert float(series["metric"]["d_phase"]) == pytest.approx(
             _expected_d_phase(levels, 1), abs=1e-3)
-    # Every series of the exporter carries the gateway label, and only these gateways.
-    unlabelled = _query(fleet.prometheus_url, 'count({job="lumen-exporter", gateway=""})')
+    # Every series the exporter serves carries the gateway label (up and scrape_* are
+    # Prometheus's own), and only these gateways.
+    unlabelled = _query(fleet.prometheus_url, 'count({job="lumen-exporter", gateway="", '
+                                              '__name__!~"up|scrape_.+"})')
     assert not unlabelled, unlabelled
     status = _query(fleet.prometheus_url, "lumen_gateway_status")
     assert {s["metric"]["gateway"] for s in status} == set(LEVELS)
@@ -277,3 +287,54 @@ def test_a_gateway_added_while_running_appears(fleet: Fleet) -> None:
     # The others went on: no gateway lost its rows.
     for name in LEVELS:
         assert len(_effects(fleet, name)) == 2
+
+
+def test_the_store_volume_is_nobodys_even_where_the_store_image_lacks_its_directory(
+        compose_env: dict[str, str]) -> None:
+    """The upstream store image has no /storage: a fresh volume mounted there would belong
+    to root, and the store runs as nobody. longterm-init hands it to nobody first; seen
+    here through an image without that directory either (the python base)."""
+    project = f"lumeninit{time.time_ns() % 10**9}"
+    env = {**_fresh_user_env(compose_env), "COMPOSE_PROFILES": "longterm"}
+    compose = ["env", *(f"{k}={v}" for k, v in sorted(env.items())),
+               *shlex.split(_compose_command()), "-f", str(COMPOSE_FILE), "-p", project]
+    base = compose_env.get("LUMEN_PYTHON_IMAGE") or "debian:bookworm-slim"
+    try:
+        up = subprocess.run([*compose, "up", "--build", "longterm-init"], capture_output=True,
+                            text=True, timeout=600, check=False)
+        assert up.returncode == 0, up.stdout + up.stderr
+        probe = subprocess.run(
+            ["docker", "run", "--rm", "--user", "65534:65534", "--network", "none",
+             "-v", f"{project}_longterm-data:/elsewhere", base,
+             "sh", "-c", "stat -c %u:%g /elsewhere && touch /elsewhere/written"],
+            capture_output=True, text=True, timeout=120, check=False)
+        assert probe.returncode == 0 and probe.stdout.split() == ["65534:65534"], probe
+    finally:
+        subprocess.run([*compose, "down", "-v", "--timeout", "5"], capture_output=True,
+                       timeout=180, check=False)
+
+
+def test_grafana_reads_the_long_term_store(fleet: Fleet, compose_env: dict[str, str]) -> None:
+    if fleet.grafana_url is None:
+        pytest.skip(fleet.grafana_skip_reason)
+    auth = (compose_env["LUMEN_GRAFANA_ADMIN_USER"], compose_env["LUMEN_GRAFANA_ADMIN_PASSWORD"])
+    base = f"{fleet.grafana_url}/api/datasources/uid/{LONGTERM_DATASOURCE_UID}"
+    status, body = http_json(base, auth=auth)
+    assert status == 200 and body["url"] == f"http://{STORE}:8428", body
+    status, body = http_json(base + "/health", auth=auth)
+    assert status == 200 and body["status"] == "OK", body
+    request = {
+        "from": str(int(fleet.started_at * 1000)),
+        "to": str(int(time.time() * 1000)),
+        "queries": [{
+            "refId": "A",
+            "datasource": {"type": "prometheus", "uid": LONGTERM_DATASOURCE_UID},
+            "expr": 'lumen_rule_change_timestamp_seconds{d_phase!="pending"}',
+            "range": True, "instant": False, "intervalMs": 2000, "maxDataPoints": 500,
+        }],
+    }
+    status, answer = http_json(fleet.grafana_url + "/api/ds/query", data=request, auth=auth,
+                               timeout=30)
+    frames = answer.get("results", {}).get("A", {}).get("frames", []) if status == 200 else []
+    gateways = {f["schema"]["fields"][-1].get("labels", {}).get("gateway") for f in frames}
+    assert set(LEVELS) <= gateways, (status, answer)
