@@ -137,11 +137,17 @@ def test_every_grouping_keeps_the_gateway():
     assert checked >= 6
 
 
+# About one part of the stack that serves every gateway: the exporter, the long-term store.
+NOT_PER_GATEWAY = {"LumenExporterDown", "LumenLongTermStoreDown", "LumenLongTermWriteBehind"}
+
+
 def test_gateway_alerts_say_which_gateway():
-    # LumenExporterDown is about the one exporter that serves every gateway.
     alerts = {rule["alert"]: rule for rule in _rules() if "alert" in rule}
+    assert NOT_PER_GATEWAY <= set(alerts)
     for name, rule in alerts.items():
-        if name != "LumenExporterDown":
+        if name not in NOT_PER_GATEWAY:
             assert "{{ $labels.gateway }}" in rule["annotations"]["summary"], name
+        else:
+            assert "lumen_" not in rule["expr"], f"{name} reads per-gateway series"
     warning = alerts["LumenRuleWarningPattern"]["annotations"]["description"]
     assert "{{ $labels.gateway }}" in warning

@@ -272,6 +272,15 @@ def test_every_dashboard_query_returns_data_from_the_long_term_store(fleet: Flee
                   "prometheus_remote_storage_samples_total or "
                   "prometheus_remote_storage_succeeded_samples_total")
     assert sum(float(s["value"][1]) for s in sent) > 0, sent
+    # The long-term alerts read series this Prometheus has, and stay quiet while it works.
+    (up,) = _query(fleet.prometheus_url, f'up{{job="{STORE}"}}')
+    assert up["value"][1] == "1"
+    (behind,) = _query(fleet.prometheus_url,
+                       "max(prometheus_remote_storage_highest_timestamp_in_seconds) - max("
+                       'prometheus_remote_storage_queue_highest_sent_timestamp_seconds'
+                       '{remote_name="longterm"})')
+    assert float(behind["value"][1]) < 300, behind
+    assert not _query(fleet.prometheus_url, 'ALERTS{alertname=~"LumenLongTerm.*"}')
 
 
 def test_a_gateway_added_while_running_appears(fleet: Fleet) -> None:
