@@ -56,7 +56,6 @@ ADDED_LEVELS = ((0.40, 0.45, 0.20, 0.15), (0.44, 0.47, 0.18, 0.19))
 @dataclass
 class Fleet:
     root: Path
-    env: dict[str, str]
     compose: list[str]
     prometheus_url: str
     longterm_url: str
@@ -117,7 +116,7 @@ def fleet(compose_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory,
     compose = ["env", *(f"{k}={v}" for k, v in sorted(env.items())),
                *shlex.split(_compose_command()), "-f", str(COMPOSE_FILE), "-p", project]
     fleet = Fleet(
-        root=root, env=env, compose=compose,
+        root=root, compose=compose,
         prometheus_url=f"http://127.0.0.1:{env['LUMEN_PROMETHEUS_PORT']}",
         longterm_url=f"http://127.0.0.1:{env['LUMEN_LONGTERM_PORT']}",
         grafana_url=f"http://127.0.0.1:{env['LUMEN_GRAFANA_PORT']}" if grafana_image[0] else None,
