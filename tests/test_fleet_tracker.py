@@ -32,6 +32,25 @@ def test_a_single_root_is_one_gateway_named_by_setting_or_directory(tmp_path):
     assert gateways(empty, env={})[0].root == empty
 
 
+def test_empty_logs_and_controls_in_the_root_do_not_hide_a_fleet(tmp_path):
+    """A fresh volume of the project image has empty logs/ and controls/ in the root
+    (Dockerfile); the demo's fleet written into it is still a fleet."""
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "controls").mkdir()
+    assert [g.root for g in gateways(tmp_path, env={})] == [tmp_path]  # nothing yet
+    for name in ("steady", "jittery"):
+        _gateway(tmp_path, name)
+    assert [g.name for g in gateways(tmp_path, env={})] == ["jittery", "steady"]
+    # The tracker's own effects file in the root, from before the fleet, changes nothing.
+    (tmp_path / "logs" / "rules_effects.csv").write_text("rule_ts\n")
+    assert [g.name for g in gateways(tmp_path, env={})] == ["jittery", "steady"]
+    # Any of a gateway's own files in the root makes it one gateway.
+    for rel in ("logs/metrics.csv", "controls/rules_history.jsonl", "gateway_activation.yaml"):
+        (tmp_path / rel).write_text("")
+        assert [g.root for g in gateways(tmp_path, env={})] == [tmp_path], rel
+        (tmp_path / rel).unlink()
+
+
 def test_a_fleet_is_every_subdirectory_laid_out_like_a_root(tmp_path):
     for name in ("site-b", "site-a"):
         _gateway(tmp_path, name)

@@ -1,10 +1,12 @@
 """Which gateways a data root holds (SPEC "A fleet of gateways").
 
-A root laid out as one gateway (logs/, controls/ or gateway_activation.yaml directly under
-it) is one gateway, named by LUMEN_GATEWAY or else the directory's name. Otherwise every
-subdirectory laid out like that is a gateway named by its directory. A root with neither
-(nothing written yet) is taken as one gateway still to come, as before fleets existed.
-Looked up again at every poll, so a gateway directory that appears is picked up.
+A root holding a gateway's files (logs/metrics.csv, controls/rules_history.jsonl or
+gateway_activation.yaml) is one gateway, named by LUMEN_GATEWAY or else the directory's
+name. Otherwise every subdirectory laid out like a gateway (logs/, controls/ or the yaml)
+is a gateway named by its directory. A root with neither (nothing written yet, or only
+empty logs/ and controls/, as a fresh volume of the project image has) is taken as one
+gateway still to come, as before fleets existed. Looked up again at every poll, so a
+gateway directory that appears is picked up.
 """
 
 from __future__ import annotations
@@ -34,6 +36,12 @@ def _is_gateway(path: Path) -> bool:
     return any(os.path.exists(path / marker) for marker in _MARKERS)
 
 
+def _has_gateway_files(path: Path) -> bool:
+    # Files, not directories: the image's /data comes with empty logs/ and controls/ (for
+    # their ownership), which must not make a fleet root look like one gateway.
+    return any(os.path.exists(path / rel) for rel in (METRICS_CSV, HISTORY, ACTIVATION))
+
+
 def single_name(root: Path, env: dict[str, str] | None = None) -> str:
     env = os.environ if env is None else env
     return (env.get("LUMEN_GATEWAY") or "").strip() or root.resolve().name or "gateway"
@@ -41,7 +49,7 @@ def single_name(root: Path, env: dict[str, str] | None = None) -> str:
 
 def gateways(root: Path, env: dict[str, str] | None = None) -> list[Gateway]:
     """The gateways under `root`, sorted by name (see the module doc)."""
-    if _is_gateway(root):
+    if _has_gateway_files(root):
         return [Gateway(single_name(root, env), root)]
     try:
         entries = sorted(os.scandir(root), key=lambda e: e.name)

@@ -346,3 +346,35 @@ def test_grafana_reads_the_long_term_store(fleet: Fleet, compose_env: dict[str, 
     frames = answer.get("results", {}).get("A", {}).get("frames", []) if status == 200 else []
     gateways = {f["schema"]["fields"][-1].get("labels", {}).get("gateway") for f in frames}
     assert set(LEVELS) <= gateways, (status, answer)
+
+
+def test_the_demo_fleet_on_a_fresh_volume_is_a_fleet(compose_env: dict[str, str]) -> None:
+    """LUMEN_DEMO_GATEWAYS=3 on the default data root, a fresh named volume (which comes
+    with the image's empty logs/ and controls/): three gateways all the way to Prometheus."""
+    project = f"lumendemofleet{time.time_ns() % 10**9}"
+    env = {**_fresh_user_env(compose_env), "LUMEN_DEMO_GATEWAYS": "3"}
+    compose = ["env", *(f"{k}={v}" for k, v in sorted(env.items())),
+               *shlex.split(_compose_command()), "-f", str(COMPOSE_FILE), "-p", project]
+    prometheus = f"http://127.0.0.1:{env['LUMEN_PROMETHEUS_PORT']}"
+    expected = {"steady", "jittery", "drifting"}
+
+    def effects_per_gateway() -> bool:
+        try:
+            return set(_annotated(prometheus)) == expected
+        except (OSError, AssertionError):  # Prometheus not answering yet
+            return False
+
+    try:
+        up = subprocess.run([*compose, "up", "-d", "--build", "--wait", "demo", "tracker",
+                             "exporter", "prometheus"], capture_output=True, text=True,
+                            timeout=600, check=False)
+        assert up.returncode == 0, up.stdout + up.stderr
+        logs = subprocess.run([*compose, "logs", "--tail", "20"], capture_output=True,
+                              text=True, timeout=60, check=False)
+        wait_for(effects_per_gateway, timeout=120,
+                 what=f"an annotated effect of each demo gateway\n{logs.stdout}")
+        status = {s["metric"]["gateway"] for s in _query(prometheus, "lumen_gateway_status")}
+        assert status == expected
+    finally:
+        subprocess.run([*compose, "down", "-v", "--timeout", "5"], capture_output=True,
+                       timeout=180, check=False)
