@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import socket
 import ssl
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter.webconfig import WebConfig
+from tracker.httpserver import QuietServer
 
 # The classic text format, which every Prometheus 2.x and 3.x scrapes. Newer clients label
 # the same bytes version=1.0.0; the names here need none of what that version adds.
@@ -30,7 +31,7 @@ def exposition(registry: CollectorRegistry) -> bytes:
 
 
 def make_server(registry: CollectorRegistry, bind: str, port: int,
-                web: WebConfig | None = None) -> ThreadingHTTPServer:
+                web: WebConfig | None = None) -> QuietServer:
     web = web or WebConfig()
 
     class Handler(BaseHTTPRequestHandler):
@@ -62,8 +63,7 @@ def make_server(registry: CollectorRegistry, bind: str, port: int,
         def log_message(self, format: str, *args) -> None:  # noqa: A002
             pass  # a scrape every few seconds is not news
 
-    class Server(ThreadingHTTPServer):
-        daemon_threads = True
+    class Server(QuietServer):
         address_family = socket.AF_INET6 if ":" in bind else socket.AF_INET
         request_queue_size = 128  # many clients at once must queue, not be refused
 

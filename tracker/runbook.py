@@ -20,6 +20,7 @@ from tracker import options
 from tracker.csvformat import MetricsFileError
 from tracker.filestamp import file_stamp
 from tracker.fleet import gateways
+from tracker.httpserver import QuietServer
 from tracker.runbook_data import load
 from tracker.runbook_render import html_page, markdown
 from tracker.settings import DEFAULT_NAIVE_ZONE, EFFECTS_CSV, Settings
@@ -70,15 +71,14 @@ class _Page(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def serve(out: Path, where: str) -> http.server.ThreadingHTTPServer:
+def serve(out: Path, where: str) -> QuietServer:
     """An HTTP server for OUT in a background thread; `where` is PORT or ADDR:PORT."""
     host, _, port = where.rpartition(":")
     if not port.isdigit():
         raise options.SettingsError(f"--serve {where!r}: want PORT or ADDR:PORT")
     out.mkdir(parents=True, exist_ok=True)
     handler = functools.partial(_Page, directory=str(out))
-    server = http.server.ThreadingHTTPServer((host or "0.0.0.0", int(port)), handler)
-    server.daemon_threads = True
+    server = QuietServer((host or "0.0.0.0", int(port)), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
