@@ -29,6 +29,14 @@ def _delta_label(row: dict[str, str] | None, short: str) -> str:
     return "n/a" if v is None else f"{v:.4g}"
 
 
+def _interval_label(row: dict[str, str] | None, short: str) -> str:
+    """A Δ's 95% interval as "[low, high]", so that no Δ is read without it."""
+    if row is None:
+        return "pending"
+    lo, hi = (cell_number(row.get(f"d_{short}_{end}")) for end in ("lo", "hi"))
+    return "n/a" if lo is None or hi is None else f"[{lo:.4g}, {hi:.4g}]"
+
+
 def _verdict(row: dict[str, str] | None) -> str | None:
     """The row's verdict; None for a row without one (a file written before verdicts)."""
     v = None if row is None else row.get("verdict")
@@ -362,12 +370,14 @@ class LumenCollector:
         g = GaugeMetricFamily(
             names.CHANGE_TIME,
             "Recent rule changes, for Grafana annotations: value is the change's Unix time.",
-            labels=["rule", "actor", "old", "new", "d_phase", "d_entropy", "d_creative",
-                    "d_risk", "verdict"])
+            labels=["rule", "actor", "old", "new",
+                    *(f"d_{short}" for short in SHORT),
+                    *(f"d_{short}_interval" for short in SHORT), "verdict"])
         series: dict[tuple[str, ...], float] = {}
         for ev, row in d.recent:
             labels = (ev.rule, ev.actor, ev.old, ev.new,
-                      *(_delta_label(row, short) for short in SHORT), _verdict_label(row))
+                      *(_delta_label(row, short) for short in SHORT),
+                      *(_interval_label(row, short) for short in SHORT), _verdict_label(row))
             # Two changes with identical labels would be one series twice: keep the newest.
             series[labels] = max(series.get(labels, 0.0), ev.t_us / 1e6)
         for labels, v in series.items():

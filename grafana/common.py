@@ -38,6 +38,9 @@ DELTA_FORMULA = "Δ = post_mean − pre_mean (pre=${pre_s} s, post=${post_s} s)"
 # root may hold a fleet, and the same rule on two gateways is two different effects.
 GATEWAY = 'gateway=~"$gateway"'
 
+# Label with each Δ's 95% interval, "[low, high]", on lumen_rule_change_timestamp_seconds.
+INTERVAL_LABEL = {signal: f"{label}_interval" for signal, label in CHANGE_LABEL.items()}
+
 # Colours of a Δ that is clearly down and clearly up (its 95% interval below or above 0),
 # from the interpretation guide: for phase_diff and risk_band a fall is good, for
 # creative_band a rise is good; entropy_rate rising is only a warning together with
@@ -97,7 +100,8 @@ INTERVAL_FORMULA = (
 # a time in milliseconds, hence * 1000.
 _CHANGES = "lumen_rule_change_timestamp_seconds"
 _KEY = "gateway, rule, actor, old, new"
-_LABELS = "d_phase, d_entropy, d_creative, d_risk, verdict"
+_LABELS = ("d_phase, d_entropy, d_creative, d_risk, d_phase_interval, d_entropy_interval, "
+           "d_creative_interval, d_risk_interval, verdict")
 RULE_CHANGE_EXPR = (
     f'({_CHANGES}{{d_phase!="pending", {GATEWAY}}}'
     f" or (max by ({_KEY}, {_LABELS})"
@@ -110,8 +114,11 @@ RULE_CHANGE_EXPR = (
 )
 RULE_CHANGE_TITLE = "{{rule}} changed by {{actor}} on {{gateway}}: {{verdict}}"
 RULE_CHANGE_TEXT = (
-    "verdict {{verdict}} · {{old}} → {{new}} · Δphase_diff {{d_phase}}"
-    " · Δentropy_rate {{d_entropy}} · Δcreative_band {{d_creative}} · Δrisk_band {{d_risk}}"
+    "verdict {{verdict}} · {{old}} → {{new}} · Δ with its 95% interval:"
+    " phase_diff {{d_phase}} {{d_phase_interval}}"
+    " · entropy_rate {{d_entropy}} {{d_entropy_interval}}"
+    " · creative_band {{d_creative}} {{d_creative_interval}}"
+    " · risk_band {{d_risk}} {{d_risk_interval}}"
 )
 
 # The runbook page (lumen-runbook's runbook.html) as the stack serves it. A dashboard JSON

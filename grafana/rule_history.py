@@ -9,6 +9,7 @@ from grafana.common import (
     DELTA_FORMULA,
     FEW_SAMPLES,
     INTERVAL_FORMULA,
+    INTERVAL_LABEL,
     NEUTRAL,
     base,
     guide_reading,
@@ -45,26 +46,29 @@ def _changes() -> table.Panel:
             table=True,
         ),
     ]
-    labels = [CHANGE_LABEL[signal] for signal in SIGNALS]
+    # Each Δ followed by its 95% interval.
+    labels = [label for signal in SIGNALS
+              for label in (CHANGE_LABEL[signal], INTERVAL_LABEL[signal])]
     order = ["Value #A", "gateway", "rule", "actor", "old", "new", "verdict", *labels]
     rename = {"Value #A": "Changed at", "gateway": "Gateway", "verdict": "Verdict"}
     rename |= {CHANGE_LABEL[signal]: f"Δ {signal}" for signal in SIGNALS}
+    rename |= {INTERVAL_LABEL[signal]: f"{signal} 95% interval" for signal in SIGNALS}
     overrides = [
         override("Changed at", unit="dateTimeAsIso"),
         override("Verdict", mappings=[verdict_mapping()], custom__cellOptions=VERDICT_CELL),
     ]
     overrides += [
-        override(f"Δ {signal}", mappings=[DELTA_LABEL], custom__cellOptions=COLOURED_TEXT)
-        for signal in SIGNALS
+        override(name, mappings=[DELTA_LABEL], custom__cellOptions=COLOURED_TEXT)
+        for signal in SIGNALS for name in (f"Δ {signal}", f"{signal} 95% interval")
     ]
     return table_panel(
         "Recent changes of $rule, newest first",
         f"{DELTA_FORMULA}. Every recent change (the exporter keeps the last 50 per gateway) "
-        "with who made it, old → new, its verdict and its Δs as the tracker wrote them (4 "
-        "significant digits; pending until the post window has passed). The Δs are not "
-        "coloured: a sign alone says little. The verdict, read on the 95% intervals, is the "
-        "colour to go by; the intervals of each rule's latest change are in the table below, "
-        "all of them in the runbook. The rows to copy into the runbook.",
+        "with who made it, old → new, its verdict and its Δs as the tracker wrote them, each "
+        "followed by its 95% interval [low, high] (4 significant digits; pending until the "
+        "post window has passed, n/a for an effect written before intervals). The Δs are "
+        "not coloured: a sign alone says little. The verdict, read on the intervals, is the "
+        "colour to go by. The rows to copy into the runbook.",
         targets,
         order=order,
         rename=rename,

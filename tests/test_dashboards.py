@@ -480,6 +480,11 @@ def test_rule_history_lists_the_changes_per_rule():
     assert {renamed[f"d_{s}"] for s in ("phase", "entropy", "creative", "risk")} == {
         f"Δ {signal}" for signal in SIGNALS
     }
+    # No Δ without its interval: each is followed by it.
+    order = changes["transformations"][1]["options"]["indexByName"]
+    for short, signal in zip(("phase", "entropy", "creative", "risk"), SIGNALS, strict=True):
+        assert order[f"d_{short}_interval"] == order[f"d_{short}"] + 1
+        assert renamed[f"d_{short}_interval"] == f"{signal} 95% interval"
 
 
 def test_pipeline_health_covers_staleness_parse_errors_pending_and_scrapes():
@@ -544,6 +549,8 @@ def test_every_dashboard_with_time_series_marks_every_rule_change():
         assert "{{old}} → {{new}}" in text
         for label in ("d_phase", "d_entropy", "d_creative", "d_risk", "verdict"):
             assert f"{{{{{label}}}}}" in text
+        for short in ("phase", "entropy", "creative", "risk"):
+            assert f"{{{{d_{short}}}}} {{{{d_{short}_interval}}}}" in text
         assert "{{verdict}}" in annotation["titleFormat"]
         assert "{{gateway}}" in annotation["titleFormat"]
 

@@ -19,7 +19,7 @@ from exporter import sources
 from exporter.cli import build
 from exporter.server import make_server
 from tests.rootdata import T0, append, event, sample_rows, ts, write_history, write_metrics
-from tracker.contract import VERDICTS
+from tracker.contract import SHORT, VERDICTS
 from tracker.report import Reporter
 from tracker.run import run_once
 from tracker.settings import resolve
@@ -92,6 +92,12 @@ def test_full_root_value_by_value(tmp_path):
     assert (lab["d_phase"], lab["d_entropy"], lab["d_creative"], lab["d_risk"]) == (
         "2", "0", f"{(95 * 2 + 51) / 146 - 2:.4g}", "0")  # creative falls to 1 at +20 s
     assert changes["loop_rate_hz"][0]["d_phase"] == "pending"
+    # Each Δ with its 95% interval, written like the Δ (4 significant digits).
+    assert lab["d_phase_interval"] == "[2, 2]" and lab["d_risk_interval"] == "[0, 0]"
+    creative = lab["d_creative_interval"]
+    low, high = (float(x) for x in creative.strip("[]").split(", "))
+    assert low < (95 * 2 + 51) / 146 - 2 < 0 < high and creative == f"[{low:.4g}, {high:.4g}]"
+    assert {changes["loop_rate_hz"][0][f"d_{s}_interval"] for s in SHORT} == {"pending"}
     # The intervals and verdicts (issue 10): phase_diff rose by exactly 2 on flat data,
     # entropy_rate and risk_band stayed flat, creative_band's step at +20 s is no clear sign.
     assert one(m, "lumen_rule_last_phase_diff_delta_lo", rule="creative_min") == 2.0
@@ -132,6 +138,8 @@ def test_an_effects_file_without_intervals_gives_no_interval_or_verdict_series(t
         assert name not in m, name
     changes = {lab["rule"]: lab for lab, _ in m["lumen_rule_change_timestamp_seconds"]}
     assert changes["creative_min"]["verdict"] == "n/a"
+    assert changes["creative_min"]["d_phase"] == "2"
+    assert changes["creative_min"]["d_phase_interval"] == "n/a"
     assert one(m, "lumen_rule_effect_timestamp_seconds", rule="risk_max") == T0S - 60
     # An empty label is no label to Prometheus: {verdict="warning"} matches none of them.
     assert {lab.get("verdict", "") for lab, _ in m["lumen_rule_effect_timestamp_seconds"]} == {""}
