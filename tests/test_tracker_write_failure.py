@@ -94,3 +94,18 @@ def test_follow_says_why_once_stops_its_heartbeat_and_catches_up(tmp_path, monke
     assert any("writable again" in line for line in log), log
     assert beats == [False, False, False, True, True]
     assert [r["rule"] for r in effects(tmp_path)] == ["creative_min"]
+
+
+def test_the_write_error_names_the_file_the_reason_and_its_code(tmp_path):
+    path = tmp_path / "logs" / "rules_effects.csv"
+    full = EffectsWriteError(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+    assert str(full) == f"cannot write {path}: No space left on device (ENOSPC)"
+    assert full.cause.errno == errno.ENOSPC
+    # An error without an errno: its own words, no code.
+    assert str(EffectsWriteError(path, OSError("the volume went away"))) == (
+        f"cannot write {path}: the volume went away")
+    # A path to fix rather than a passing state of the volume: said as unusable files are.
+    as_dir = EffectsWriteError(path, IsADirectoryError(errno.EISDIR, "Is a directory",
+                                                       str(path)))
+    assert str(as_dir) == (f"{path}: cannot use: it is a directory; point --root at the data "
+                           "root holding logs/ and controls/")
