@@ -103,3 +103,20 @@ def test_the_cached_exposition_formats_a_gateways_effects_once_per_change(tmp_pa
                 '"old":5,"new":6}\n')
     registry.exposition()
     assert len([names for names in formatted if "lumen_rule_effect_delta" in names]) == 3
+
+
+def test_a_gateway_that_goes_away_leaves_the_exposition_and_nothing_kept(tmp_path):
+    import shutil
+
+    _gateway(tmp_path, "prod", "creative_min", "locked")
+    _gateway(tmp_path, "test", "loop_rate_hz", "binding")
+    registry = build(str(tmp_path))
+    registry.exposition()
+    _gateway(tmp_path, "staging", "risk_max", "binding")
+    generate_latest(registry)  # staging is collected, never formatted by exposition()
+    shutil.rmtree(tmp_path / "staging")
+    shutil.rmtree(tmp_path / "test")
+    text = registry.exposition().decode("utf-8")
+    assert 'gateway="prod"' in text and 'gateway="staging"' not in text
+    assert 'gateway="test"' not in text
+    assert set(registry.fleet.collectors) == set(registry.fleet._derived_text) == {"prod"}

@@ -149,6 +149,15 @@ def test_bytes_not_utf8_in_the_header_and_rows_still_give_the_latest_sample(tmp_
     assert one(m, "lumen_risk_band") == 3.5 and errors(m, "metrics.csv") == 0
 
 
+def test_no_sample_from_a_file_without_a_good_row(tmp_path):
+    p = write_metrics(tmp_path, [])
+    assert sources.read_tail(p, TimeParser(UTC)) is None
+    p = write_metrics(tmp_path, ["bad one", "1,2,3,4,5"])
+    bad: list[int] = []
+    assert sources.read_tail(p, TimeParser(UTC), bad=bad) is None
+    assert len(bad) == 2
+
+
 def test_a_header_longer_than_a_line_may_be_gives_no_sample(tmp_path):
     p = write_metrics(tmp_path, sample_rows(0, 1), header=HEADER_M + ",note" + "x" * (1 << 20))
     assert sources.read_tail(p, TimeParser(UTC)) is None

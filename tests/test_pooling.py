@@ -16,6 +16,10 @@ from tracker.pooling import Z95, Estimate, Pooled, differ, pool, se_from_interva
     (3.0, 2, 0.22313016014842982),   # even df: the finite Poisson sum
     (7.5, 5, 0.186029833602867),
     (10.0, 4, 0.04042768199451279),
+    (12.0, 6, 0.06196880441665898),
+    (0.5, 2, 0.7788007830714049),  # below 1
+    (0.5, 3, 0.9188914116546758),
+    (230.0, 200, 0.07161185852455393),  # the last exact one
     (250.0, 220, 0.0805540616037886),  # past 200: Wilson-Hilferty
     (180.0, 220, 0.9774785965288856),
 ])
@@ -91,7 +95,10 @@ def test_changes_that_disagree_get_random_effects_and_a_wider_interval():
     # random-effects weights are equal again, so the value stays 4; Hartung-Knapp's
     # spread (1/16 * 32 / 2 = 1) does not lower the variance: se² = 16 / 3.
     p = pool([Estimate(0.0, 1.0), Estimate(4.0, 1.0), Estimate(8.0, 1.0)])
-    assert p.random and p.method.startswith("random effects")
+    assert p.random
+    assert p.method == "random effects (DerSimonian-Laird, Hartung-Knapp interval)"
+    assert p.q == pytest.approx(32.0)
+    assert p.p_heterogeneity == pytest.approx(chi2_sf(32.0, 2))
     assert p.tau2 == pytest.approx(15.0)
     assert p.value == pytest.approx(4.0)
     assert p.se == pytest.approx(math.sqrt(16 / 3))
@@ -127,6 +134,14 @@ def test_the_random_effects_variance_is_hartung_knapps_never_below_dersimonian_l
     assert p.tau2 == pytest.approx(tau2)
     assert p.value == pytest.approx(value)
     assert p.se == pytest.approx(math.sqrt(max(1.0, spread) / sw))
+
+
+def test_two_changes_that_disagree_get_random_effects():
+    # One degree of freedom: Q = 0.5 * 4² = 8, p = 0.0047.
+    p = pool([Estimate(0.0, 1.0), Estimate(4.0, 1.0)])
+    assert p.random and p.k == 2
+    assert p.tau2 == pytest.approx(7.0)  # (8 - 1) / (2 - 2 / 2)
+    assert p.crit == pytest.approx(12.706204736174694)
 
 
 def test_unusable_estimates_are_left_out():
