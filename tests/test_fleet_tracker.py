@@ -120,3 +120,15 @@ def test_a_gateway_whose_effects_cannot_be_written_waits_and_says_when_it_can(
     assert again == [
         f"gateway {g}: {tmp_path / g / 'logs' / 'rules_effects.csv'} "
         "is writable again" for g in ("a", "b")]
+
+
+def test_a_root_that_is_not_a_fleet_is_named_by_the_given_setting(tmp_path, monkeypatch):
+    from tracker.fleet import single_name
+
+    monkeypatch.delenv("LUMEN_GATEWAY", raising=False)
+    env = {"LUMEN_GATEWAY": " prod "}
+    (tmp_path / "empty").mkdir()
+    for root in (tmp_path / "missing", tmp_path / "empty"):  # nothing written yet
+        assert [(g.name, g.root) for g in gateways(root, env=env)] == [("prod", root)]
+        assert [g.name for g in gateways(root, env={})] == [root.name]
+    assert single_name(Path("/"), env={}) == "gateway"  # a directory without a name

@@ -42,6 +42,13 @@ def test_incomplete_beta_matches_the_reference(a, b, x, ref):
     assert beta_inc(a, b, x) == pytest.approx(ref, rel=1e-10)
 
 
+def test_incomplete_beta_keeps_its_far_upper_tail():
+    # Far above the mean the direct fraction converges too slowly: the symmetric form is
+    # what keeps the distance to 1 (a tail probability) right.
+    assert 1 - beta_inc(20.0, 30.0, 0.8) == pytest.approx(1 - 0.9999999996563842, rel=1e-4)
+    assert 1 - beta_inc(2.5, 10.0, 0.95) == pytest.approx(1 - 0.9999999999974164, rel=1e-2)
+
+
 def test_incomplete_beta_is_zero_and_one_at_the_ends():
     assert beta_inc(2.0, 3.0, 0.0) == 0.0
     assert beta_inc(2.0, 3.0, -0.5) == 0.0

@@ -77,3 +77,47 @@ def test_kept_rows_read_like_a_fresh_parse(rows, ops):
     if seg.parsed is not None:
         assert seg.parsed.shape[1] == len(seg.lines) == len(seg.known)
     assert all(idx >= dropped for idx in seg.notes) and seg.noted == sorted(seg.notes)
+
+
+def test_row_by_row_parse_says_what_is_wrong_with_each_line_and_orders_by_time():
+    def line(s, body="1,2,3,4"):
+        return f"{fmt_ts(round(s * 1000), 'kst_ms')},{body}"
+
+    lines = [
+        line(1),  # 0
+        "x" * 140_000,  # 1: past csv's field size limit
+        "",  # 2
+        "a,b",  # 3
+        "notatime,1,2,3,4",  # 4
+        line(1),  # 5: a writer's retry
+        line(0.5),  # 6: out of order, placed by its time
+        line(2, "9,5,5,ERR"),  # 7
+        line(2, "1,1,1,1"),  # 8: the same time as 7: after it, as in the file
+        line(1) + "\r",  # 9: a retry with a CRLF ending
+        line(0.2),  # 10: the last line read before this chunk, again
+        '""',  # 11: one empty field
+        line(3),  # 12
+        line(3) + " ",  # 13: other bytes, not a retry
+        line(4, "1,2,3,X"),  # 14
+        line(4, "1,2,3,"),  # 15: not a retry of 14 either
+    ]
+    said = []
+    prev = (T0 + 300_000, line(0.2) + "\r")
+    seg = segments.parse_rows(lines, HEADER, TP, lambda i, why: said.append((i, why)), prev)
+    assert said == [
+        (1, "not a CSV row (field larger than field limit (131072)); row left out"),
+        (2, "empty line; skipped"),
+        (3, "2 fields, header has 5; row left out"),
+        (4, "invalid ts 'notatime'; row left out"),
+        (5, "duplicate of an earlier row; counted once"),
+        (6, "timestamp earlier than the row before; placed by its time"),
+        (7, "risk_band 'ERR' is not a number; left out of the means"),
+        (9, "duplicate of an earlier row; counted once"),
+        (10, "duplicate of an earlier row; counted once"),
+        (11, "empty line; skipped"),
+        (14, "risk_band 'X' is not a number; left out of the means"),
+    ]
+    assert seg.keys == [T0 + k * 100_000 for k in (5, 10, 20, 20, 30, 30, 40, 40)]
+    assert seg.cols[0] == [1.0, 1.0, 9.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+    assert math.isnan(seg.cols[3][2])
+    assert segments.parse_rows(["", "a,b"], HEADER, TP, lambda i, why: None, None) is None

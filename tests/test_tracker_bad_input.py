@@ -261,3 +261,14 @@ def test_damaged_effects_row_is_neither_rewritten_nor_fatal(tmp_path):
     m = scrape(build(str(tmp_path)))
     assert one(m, "lumen_input_parse_errors_total", file="rules_effects.csv") == 1
     assert one(m, "lumen_rule_effects_written_total") == 1
+
+
+def test_a_value_that_is_not_a_number_is_named_and_left_out():
+    from tracker.csvformat import Header, parse_values
+
+    header = Header.parse("risk_band,ts,phase_diff,entropy_rate,creative_band", "m.csv")
+    said: list[str] = []
+    values = parse_values(["0.5", "t", "ERR", "", "nan"], header, said.append)
+    assert values[0] != values[0] and values[1] != values[1]  # NaN: not samples
+    assert values[3] == 0.5
+    assert said == ["phase_diff 'ERR' is not a number; left out of the means"]
