@@ -269,3 +269,15 @@ def test_the_exporter_reads_a_tail_with_bytes_not_utf8(tmp_path):
     assert one(m, "lumen_phase_diff") == 1 and one(m, "lumen_risk_band") == 4
     assert one(m, "lumen_creative_band") == 2  # the newest finite one, from the row before
     assert one(m, "lumen_input_parse_errors_total", file="metrics.csv") == 0
+
+
+def test_line_numbers_are_counted_from_the_nearest_known_place(tmp_path):
+    from tracker.metrics_reader import LineNumbers
+
+    p = tmp_path / "m.csv"
+    p.write_bytes(b"head\n" + b"row\n" * 10)
+    ln = LineNumbers(p)
+    assert ln.at(9) == 2  # just after the second newline
+    assert ln.at(5 + 4 * 7) == 8
+    assert ln.at(13) == 3 and ln.known == (13, 3)  # behind the last place: from the start
+    assert ln.at(0) == 0

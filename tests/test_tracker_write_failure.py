@@ -109,3 +109,21 @@ def test_the_write_error_names_the_file_the_reason_and_its_code(tmp_path):
                                                        str(path)))
     assert str(as_dir) == (f"{path}: cannot use: it is a directory; point --root at the data "
                            "root holding logs/ and controls/")
+
+
+def test_a_temporary_file_that_could_not_even_be_created_is_said_as_the_cause(
+        tmp_path, monkeypatch):
+    write_metrics(tmp_path, sample_rows(-60, 40))
+    write_history(tmp_path, [event(0)])
+    real_open = open
+
+    def full_open(path, mode="r", *args, **kwargs):
+        if str(path).endswith(".tmp"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real_open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(store_mod, "open", full_open, raising=False)
+    t = run_mod.Tracker(resolve(str(tmp_path), env={}), Reporter(io.StringIO()))
+    with pytest.raises(EffectsWriteError) as caught:
+        t.step()
+    assert "No space left on device (ENOSPC)" in str(caught.value)
