@@ -121,3 +121,34 @@ def test_row_by_row_parse_says_what_is_wrong_with_each_line_and_orders_by_time()
     assert seg.cols[0] == [1.0, 1.0, 9.0, 1.0, 1.0, 1.0, 1.0, 1.0]
     assert math.isnan(seg.cols[3][2])
     assert segments.parse_rows(["", "a,b"], HEADER, TP, lambda i, why: None, None) is None
+
+
+def test_trimming_keeps_every_segment_still_needed_and_their_first_times():
+    def parsed(*seconds):
+        keys = [T0 + round(s * 1e6) for s in seconds]
+        return segments.ParsedSegment(keys, [[float(s) for s in seconds] for _ in range(4)])
+
+    buf = segments.SampleBuffer()
+    for seg in (parsed(0, 1), parsed(5, 6, 7), parsed(2, 3), parsed(8, 9)):
+        buf.add(seg)
+    buf.trim(T0 + 3_000_000)
+    assert [seg.keys for seg in buf.segments] == [
+        [T0 + k * 1_000_000 for k in ks] for ks in ((5, 6, 7), (3,), (8, 9))]
+    buf.trim(T0 + 6_000_000)
+    assert [seg.first_us for seg in buf.segments] == [T0 + 6_000_000, T0 + 8_000_000]
+    assert [list(v) for v in buf.window(T0 + 6_000_000, T0 + 6_000_000)] == [[6.0]] * 4
+
+
+def test_a_bad_line_repeated_in_a_chunk_is_counted_once():
+    def line(s, body="1,2,3,4"):
+        return f"{fmt_ts(round(s * 1000), 'kst_ms')},{body}"
+
+    lines = [line(k / 5) for k in range(20)]
+    lines[10:10] = [line(0.5, "9,9,9,9"), "junk", line(0.5, "9,9,9,9"), "junk"]
+    said = []
+    segs = segments.chunk_segments(lines, HEADER, TP, lambda i, why: said.append((i, why)),
+                                   None)
+    assert (12, "duplicate of an earlier row; counted once") in said
+    assert (13, "duplicate of an earlier row; counted once") in said
+    assert sum(len(s) for s in segs) == 21  # the 20 good rows and the late one, once
+    assert len([w for w in said if "duplicate" in w[1]]) == 2
