@@ -152,3 +152,29 @@ def test_a_bad_line_repeated_in_a_chunk_is_counted_once():
     assert (13, "duplicate of an earlier row; counted once") in said
     assert sum(len(s) for s in segs) == 21  # the 20 good rows and the late one, once
     assert len([w for w in said if "duplicate" in w[1]]) == 2
+
+
+def test_a_clean_run_says_which_field_of_which_row_is_wrong():
+    def line(k, body="1,2,3,4"):
+        return f"{fmt_ts(k * 200, 'kst_ms')},{body}"
+
+    lines = [line(k) for k in range(12)]
+    lines[0] = line(0, ",ERR,3,4")  # a blank first field, then junk
+    lines[5] = line(5, "1,2,3")  # a field short
+    lines[6] = line(6, "1,ERR,3")  # a field short and junk: said as the short row only
+    lines[10] = line(10, '"' + "x" * 140_000 + '",2,3,4')  # past csv's field size limit
+    reports = set()
+    seg = segment(lines, reports)
+    seg.block(0, 2)
+    assert reports == {(0, "entropy_rate 'ERR' is not a number; left out of the means")}
+    seg.drop_before(T0 + 3 * 200_000)  # rows 0-2 dropped: indexes still name the file's
+    reports.clear()
+    x = seg.block(2, 6)  # rows 5 to 8
+    assert reports == {(5, "4 fields, header has 5; row left out"),
+                       (6, "4 fields, header has 5; row left out")}
+    assert math.isnan(x[0, 0]) and math.isnan(x[0, 1]) and x[0, 2] == 1.0
+    reports.clear()
+    x = seg.block(7, 8)  # row 10
+    assert reports == {
+        (10, "not a CSV row (field larger than field limit (131072)); row left out")}
+    assert math.isnan(x[0, 0])
