@@ -211,3 +211,15 @@ def test_after_a_line_without_end_the_next_poll_reads_on_from_the_right_place(
     assert len(said) == 2, said
     assert f"metrics.csv:{100 + 2}: line longer than" in said[0]
     assert f"metrics.csv:{len(rows) + 3}: " in said[1]
+
+
+def test_a_line_longer_than_a_mebibyte_is_said_in_mebibytes(tmp_path):
+    p = write_metrics(tmp_path, sample_rows(-30, 0))
+    write_history(tmp_path, [])
+    log = io.StringIO()
+    t = Tracker(resolve(str(tmp_path), env={}), Reporter(log), keep_warm=True)
+    t.step()
+    with open(p, "ab") as f:
+        f.write(b"7" * ((1 << 20) + 10))  # still being written, and already too long
+    t.step()
+    assert f"metrics.csv:{2 + 150 + 1}: line longer than 1 MiB; skipped" in log.getvalue()
