@@ -272,3 +272,40 @@ def test_a_value_that_is_not_a_number_is_named_and_left_out():
     assert values[0] != values[0] and values[1] != values[1]  # NaN: not samples
     assert values[3] == 0.5
     assert said == ["phase_diff 'ERR' is not a number; left out of the means"]
+
+
+def test_a_header_that_cannot_be_used_is_named_with_the_columns_it_needs():
+    from tracker.csvformat import Header, MetricsFileError
+
+    need = "ts, phase_diff, entropy_rate, creative_band, risk_band"
+    with pytest.raises(MetricsFileError) as caught:
+        Header.parse("ts,risk_band,phase_diff", "m.csv")
+    assert str(caught.value) == (
+        "m.csv:1: header lacks column(s) entropy_rate, creative_band; the first line must "
+        f"name {need} (any order, more columns allowed)")
+    with pytest.raises(MetricsFileError) as caught:
+        Header.parse('"' + "x" * 140_000 + '",ts', "m.csv")
+    assert str(caught.value) == (
+        "m.csv:1: header is not a CSV row (field larger than field limit (131072)); "
+        f"the first line must name {need}")
+    bom = Header.parse("\ufeffts,phase_diff,entropy_rate,creative_band,risk_band", "m.csv")
+    assert (bom.ts_index, bom.cols) == (0, (1, 2, 3, 4))
+
+
+def test_the_metrics_reader_names_its_file_and_says_when_it_was_replaced(tmp_path):
+    from tracker.csvformat import MetricsFileError
+    from tracker.metrics_reader import MetricsReader
+    from tracker.timeparse import TimeParser, parse_zone
+
+    p = write_metrics(tmp_path, sample_rows(0, 1))
+    log = io.StringIO()
+    reader = MetricsReader(p, TimeParser(parse_zone("+09:00")), Reporter(log))
+    assert sum(len(s) for s in reader.chunks()) == 6
+    new = write_metrics(tmp_path / "new", sample_rows(0, 2))
+    new.replace(p)  # another file in its place
+    assert sum(len(s) for s in reader.chunks()) == 11  # read again from its first row
+    assert log.getvalue() == f"{p}: replaced or truncated; reading it from the start\n"
+    p.write_text("time,foo\n1,2\n")
+    with pytest.raises(MetricsFileError) as caught:
+        list(reader.chunks())
+    assert str(caught.value).startswith(f"{p}:1: header lacks column(s) ts, ")

@@ -127,3 +127,27 @@ def test_a_temporary_file_that_could_not_even_be_created_is_said_as_the_cause(
     with pytest.raises(EffectsWriteError) as caught:
         t.step()
     assert "No space left on device (ENOSPC)" in str(caught.value)
+
+
+def test_a_lock_that_cannot_be_taken_names_the_effects_file(tmp_path, monkeypatch):
+    real_open = open
+
+    def read_only(path, mode="r", *args, **kwargs):
+        if str(path).endswith(".lock"):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(store_mod, "open", read_only, raising=False)
+    path = tmp_path / "logs" / "rules_effects.csv"
+    with pytest.raises(EffectsWriteError) as caught:
+        store_mod.EffectsWriter(path)
+    assert str(caught.value) == f"cannot write {path}: Read-only file system (EROFS)"
+
+
+def test_an_effects_file_that_is_not_csv_says_what_to_do(tmp_path):
+    path = tmp_path / "rules_effects.csv"
+    path.write_text(",".join(store_mod.HEADER) + '\n"' + "x" * 140_000 + '"\n')
+    with pytest.raises(store_mod.EffectsFileError) as caught:
+        store_mod.read_effects(path)
+    assert str(caught.value).startswith(f"{path}: not readable as CSV (")
+    assert str(caught.value).endswith("move the file aside and run again to write a new one")
