@@ -309,3 +309,21 @@ def test_the_metrics_reader_names_its_file_and_says_when_it_was_replaced(tmp_pat
     with pytest.raises(MetricsFileError) as caught:
         list(reader.chunks())
     assert str(caught.value).startswith(f"{p}:1: header lacks column(s) ts, ")
+
+
+def test_the_metrics_reader_takes_a_header_with_bytes_not_utf8_and_refuses_a_huge_one(
+        tmp_path):
+    from tracker.csvformat import MetricsFileError
+    from tracker.metrics_reader import MetricsReader
+    from tracker.timeparse import TimeParser, parse_zone
+
+    p = tmp_path / "metrics.csv"
+    p.write_bytes(b"ts,phase_diff,entropy_rate,creative_band,risk_band,caf\xe9\n"
+                  + "".join(r + ",x\n" for r in sample_rows(0, 1)).encode())
+    reader = MetricsReader(p, TimeParser(parse_zone("+09:00")), Reporter(io.StringIO()))
+    assert sum(len(s) for s in reader.chunks()) == 6
+    p.write_bytes(b"ts," + b"x" * (1 << 20) + b"\n")
+    with pytest.raises(MetricsFileError) as caught:
+        list(MetricsReader(p, TimeParser(parse_zone("+09:00")),
+                           Reporter(io.StringIO())).chunks())
+    assert str(caught.value) == f"{p}:1: header longer than 1 MiB; is this a metrics.csv?"
