@@ -327,3 +327,29 @@ def test_the_metrics_reader_takes_a_header_with_bytes_not_utf8_and_refuses_a_hug
         list(MetricsReader(p, TimeParser(parse_zone("+09:00")),
                            Reporter(io.StringIO())).chunks())
     assert str(caught.value) == f"{p}:1: header longer than 1 MiB; is this a metrics.csv?"
+
+
+def test_each_unusable_path_is_said_with_its_fix(tmp_path):
+    import errno as e
+    import os as o
+
+    from tracker.fileerrors import dangling, unusable
+
+    def said(code, path="p"):
+        return unusable(OSError(code, o.strerror(code), path))
+
+    assert said(e.ELOOP) == "p: cannot use: its symbolic links form a loop; fix the link"
+    assert said(e.ENOTDIR) == ("p: cannot use: a part of the path is a file, not a "
+                               "directory; check --root")
+    assert said(e.ENOSPC) == "p: cannot use: No space left on device; check the path"
+    assert said(e.ENOENT) == "p: cannot use: No such file or directory; check the path"
+    assert unusable(OSError("gone")) == "?: cannot use: gone; check the path"
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "nowhere")
+    assert said(e.ENOENT, str(link)) == (
+        f"{link}: cannot use: a link to {str(tmp_path / 'nowhere')!r}, which does not exist; "
+        "fix the link")
+    assert dangling(link) == (f" (a link to {str(tmp_path / 'nowhere')!r}, which does not "
+                              "exist; fix the link)")
+    (tmp_path / "nowhere").write_text("")
+    assert dangling(link) == "" and dangling(tmp_path / "nowhere") == ""
