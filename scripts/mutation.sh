@@ -29,6 +29,21 @@ done
 if [ -n "$retest" ] && [ -d mutants ]; then
     python3 scripts/mutation_score.py --retest-alive ${modules[@]+"${modules[@]}"}
 fi
+# Given a pattern, mutmut runs every mutant it matches again, even those with a verdict:
+# once mutants/ holds results, it is given the names of the mutants not yet run instead.
+if [ ${#patterns[@]} -gt 0 ] && [ -d mutants ]; then
+    mapfile -t names < <(python3 scripts/mutation_score.py --pending "${modules[@]}")
+    if [ ${#names[@]} -gt 0 ]; then
+        patterns=("${names[@]}")
+    else
+        patterns=()
+        skip=1
+    fi
+fi
 # Niced: the machine is shared. mutmut exits non-zero when mutants survive; the score says more.
-LUMEN_PROPERTY_EXAMPLES=${LUMEN_PROPERTY_EXAMPLES:-25} nice mutmut run ${patterns[@]+"${patterns[@]}"} || true
+# Two workers: the machine has two cores, shared.
+if [ -z "${skip:-}" ]; then
+    LUMEN_PROPERTY_EXAMPLES=${LUMEN_PROPERTY_EXAMPLES:-25} nice mutmut run --max-children 2 \
+        ${patterns[@]+"${patterns[@]}"} || true
+fi
 python3 scripts/mutation_score.py ${modules[@]+"${modules[@]}"}

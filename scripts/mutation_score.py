@@ -4,6 +4,8 @@ Usage: python3 scripts/mutation_score.py [MODULE_PREFIX...]   (run by scripts/mu
        python3 scripts/mutation_score.py --retest-alive [MODULE_PREFIX...]
            forgets the verdict on the alive mutants, so that the next run tries them
            against the tests added since (mutmut keeps a verdict once given)
+       python3 scripts/mutation_score.py --pending [MODULE_PREFIX...]
+           the names of the mutants not yet run (what scripts/mutation.sh passes to mutmut)
 
 score = killed / (mutants run - equivalent), where killed counts the mutants a test failed
 on or that ran past mutmut's timeout; equivalent mutants (a change no input can observe)
@@ -67,9 +69,22 @@ def retest_alive(prefixes: list[str]) -> int:
     return 0
 
 
+def pending(prefixes: list[str]) -> int:
+    """Prints the names of the mutants not yet run (not checked, interrupted or skipped):
+    `mutmut run` given a pattern runs every mutant it matches again, given names only those."""
+    for meta in (REPO / "mutants").rglob("*.py.meta"):
+        codes = json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
+        for key, code in codes.items():
+            if code in (None, 2, 34) and in_scope(module_of(key), prefixes):
+                print(key)
+    return 0
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--retest-alive"]:
         return retest_alive(argv[1:] or [""])
+    if argv[:1] == ["--pending"]:
+        return pending(argv[1:] or [""])
     prefixes = argv or [""]
     equivalent = equivalent_names()
     by_module: dict[str, Counter] = defaultdict(Counter)

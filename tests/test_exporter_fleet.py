@@ -79,3 +79,44 @@ def test_the_cached_exposition_is_the_plain_one_and_follows_changes(tmp_path):
     assert 'rule="loop_rate_hz"' in text
     assert _without_durations(text) == _without_durations(
         generate_latest(registry).decode("utf-8"))
+
+
+def test_the_cached_exposition_formats_a_gateways_effects_once_per_change(tmp_path,
+                                                                          monkeypatch):
+    from exporter import fleet as fleet_mod
+
+    _gateway(tmp_path, "prod", "creative_min", "locked")
+    _gateway(tmp_path, "staging", "risk_max", "binding")
+    registry = build(str(tmp_path))
+    formatted = []
+    real = fleet_mod._texts
+    monkeypatch.setattr(fleet_mod, "_texts", lambda fams: formatted.append(
+        {f.name for f in fams}) or real(fams))
+    registry.exposition()
+    per_rule = [names for names in formatted if "lumen_rule_effect_delta" in names]
+    assert len(per_rule) == 2  # each gateway's effect families, formatted once
+    for _ in range(3):
+        registry.exposition()
+    assert [names for names in formatted if "lumen_rule_effect_delta" in names] == per_rule
+    with open(tmp_path / "staging" / "controls" / "rules_history.jsonl", "a") as f:
+        f.write('{"ts":"2025-10-23T13:10:20+09:00","actor":"Mira","rule":"loop_rate_hz",'
+                '"old":5,"new":6}\n')
+    registry.exposition()
+    assert len([names for names in formatted if "lumen_rule_effect_delta" in names]) == 3
+
+
+def test_a_gateway_that_goes_away_leaves_the_exposition_and_nothing_kept(tmp_path):
+    import shutil
+
+    _gateway(tmp_path, "prod", "creative_min", "locked")
+    _gateway(tmp_path, "test", "loop_rate_hz", "binding")
+    registry = build(str(tmp_path))
+    registry.exposition()
+    _gateway(tmp_path, "staging", "risk_max", "binding")
+    generate_latest(registry)  # staging is collected, never formatted by exposition()
+    shutil.rmtree(tmp_path / "staging")
+    shutil.rmtree(tmp_path / "test")
+    text = registry.exposition().decode("utf-8")
+    assert 'gateway="prod"' in text and 'gateway="staging"' not in text
+    assert 'gateway="test"' not in text
+    assert set(registry.fleet.collectors) == set(registry.fleet._derived_text) == {"prod"}

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC
 
 import pytest
 
 from exporter import collector as collector_mod
 from exporter import sources
 from exporter.cli import build
+from tests.rootdata import HEADER as HEADER_M
 from tests.rootdata import append, event, sample_rows, ts, write_history, write_metrics
 from tests.test_exporter import one, scrape, track
 from tests.test_exporter_edges import effect, seconds, write_root
 from tracker.store import HEADER
+from tracker.timeparse import TimeParser
 
 HIST = "rules_history.jsonl"
 
@@ -114,6 +117,50 @@ def test_bad_tail_rows_counted_once_across_appends_and_anew_in_a_new_file(tmp_pa
     append(p, f"{ts(2.2)},1,1,1,1\n")
     m = scrape(registry)
     assert errors(m, "metrics.csv") == 6 and one(m, "lumen_phase_diff") == 1
+
+
+def test_bad_tail_rows_counted_once_while_a_long_file_grows(tmp_path):
+    # Past 64 KiB only the tail is read, from an offset that moves as the file grows: a bad
+    # row is known by its place in the file, not in the tail.
+    p = write_metrics(tmp_path, sample_rows(0, 400) + ["bad one"])
+    assert p.stat().st_size > 65536
+    registry = build(str(tmp_path))
+    assert errors(scrape(registry), "metrics.csv") == 1
+    append(p, "bad two\n")
+    assert errors(scrape(registry), "metrics.csv") == 2
+    append(p, "bad three\n")
+    assert errors(scrape(registry), "metrics.csv") == 3
+
+
+def test_one_row_under_the_header_is_the_latest_sample(tmp_path):
+    write_metrics(tmp_path, [f"{ts(0)},0.5,1.5,2.5,3.5"])
+    m = scrape(build(str(tmp_path)))
+    assert [one(m, f"lumen_{s}") for s in ("phase_diff", "entropy_rate", "creative_band",
+                                             "risk_band")] == [0.5, 1.5, 2.5, 3.5]
+    assert errors(m, "metrics.csv") == 0
+
+
+def test_bytes_not_utf8_in_the_header_and_rows_still_give_the_latest_sample(tmp_path):
+    p = tmp_path / "logs" / "metrics.csv"
+    p.parent.mkdir(parents=True)
+    p.write_bytes(b"ts,phase_diff,entropy_rate,creative_band,risk_band,note\xff\n"
+                  + f"{ts(0)},0.5,1.5,2.5,3.5,".encode() + b"caf\xe9\n")
+    m = scrape(build(str(tmp_path)))
+    assert one(m, "lumen_risk_band") == 3.5 and errors(m, "metrics.csv") == 0
+
+
+def test_no_sample_from_a_file_without_a_good_row(tmp_path):
+    p = write_metrics(tmp_path, [])
+    assert sources.read_tail(p, TimeParser(UTC)) is None
+    p = write_metrics(tmp_path, ["bad one", "1,2,3,4,5"])
+    bad: list[int] = []
+    assert sources.read_tail(p, TimeParser(UTC), bad=bad) is None
+    assert len(bad) == 2
+
+
+def test_a_header_longer_than_a_line_may_be_gives_no_sample(tmp_path):
+    p = write_metrics(tmp_path, sample_rows(0, 1), header=HEADER_M + ",note" + "x" * (1 << 20))
+    assert sources.read_tail(p, TimeParser(UTC)) is None
 
 
 def test_as_many_bad_tail_rows_as_the_memo_holds_are_each_counted_once(tmp_path):

@@ -3,6 +3,7 @@ the others, new gateway directories are picked up."""
 
 from __future__ import annotations
 
+import errno
 import io
 import subprocess
 import sys
@@ -107,3 +108,46 @@ def test_the_command_on_a_fleet_prints_a_line_per_gateway_and_exits_1_on_a_broke
     assert p.returncode == 1
     assert "error: gateway b: " in p.stderr and "move the file aside" in p.stderr
     assert "gateway a: written 0" in p.stdout
+
+
+def test_a_broken_gateway_first_in_order_stops_none_after_it(tmp_path):
+    broken = _gateway(tmp_path, "a")
+    (broken / "logs" / "rules_effects.csv").write_text("not,our,header\n")
+    _gateway(tmp_path, "b", rule="risk_max")
+    assert Fleet(resolve(str(tmp_path), env={}), Reporter(io.StringIO())).step() == {"b": 1}
+    assert [r["rule"] for r in effects(tmp_path / "b")] == ["risk_max"]
+
+
+def test_a_gateway_whose_effects_cannot_be_written_waits_and_says_when_it_can(
+        tmp_path, monkeypatch):
+    from tests.test_tracker_write_failure import Disk
+
+    disk = Disk(monkeypatch)
+    _gateway(tmp_path, "a")
+    _gateway(tmp_path, "b")
+    out = io.StringIO()
+    fleet = Fleet(resolve(str(tmp_path), env={}), Reporter(out), keep_warm=True)
+    disk.error = errno.ENOSPC
+    assert fleet.step() == {}
+    said = out.getvalue().splitlines()
+    assert [line.split(": ")[0] for line in said] == ["gateway a", "gateway b"]
+    assert all(line.endswith("; its effects wait, trying again at every poll")
+               for line in said), said
+    disk.error = None
+    assert fleet.step() == {"a": 1, "b": 1}
+    again = out.getvalue().splitlines()[2:]
+    assert again == [
+        f"gateway {g}: {tmp_path / g / 'logs' / 'rules_effects.csv'} "
+        "is writable again" for g in ("a", "b")]
+
+
+def test_a_root_that_is_not_a_fleet_is_named_by_the_given_setting(tmp_path, monkeypatch):
+    from tracker.fleet import single_name
+
+    monkeypatch.delenv("LUMEN_GATEWAY", raising=False)
+    env = {"LUMEN_GATEWAY": " prod "}
+    (tmp_path / "empty").mkdir()
+    for root in (tmp_path / "missing", tmp_path / "empty"):  # nothing written yet
+        assert [(g.name, g.root) for g in gateways(root, env=env)] == [("prod", root)]
+        assert [g.name for g in gateways(root, env={})] == [root.name]
+    assert single_name(Path("/"), env={}) == "gateway"  # a directory without a name

@@ -625,3 +625,139 @@ def test_fleet_a_section_per_gateway_and_rules_compared(tmp_path):
     links = {a["href"][1:] for t, a in page.tags if t == "a" and a.get("href", "")[:1] == "#"}
     assert links <= set(ids)
     assert len([1 for t, a in page.tags if t == "tr" and "data-change" in a]) == 6 * 3 + 1
+
+
+# --- runbook_data on its own: what is read from a row, and what is pooled or left out -----
+
+
+def test_a_changes_window_and_picture_span_come_from_its_row(tmp_path):
+    from tracker.runbook_data import CHART_PAD_S, load_gateway
+
+    write_metrics(tmp_path, sample_rows(-100, 100))
+    r = row(0)
+    r.update(pre_s="20", post_s="10", guard_s="2")
+    older = row(-50, new="0.26")
+    bare = row(-70, new="0.28")
+    for k in ("pre_s", "post_s", "guard_s"):
+        bare[k] = ""
+    broken = row(-90, new="0.30")
+    broken["rule_ts"] = "yesterday"
+    write_effects(tmp_path, [bare, older, broken, r])
+    gw = load_gateway(resolve(str(tmp_path), env={}), None, charts_per_rule=3)
+    (section,) = gw.rules
+    newest, *_, last = section.changes
+    assert [c.ts for c in section.changes] == [r["rule_ts"], older["rule_ts"],
+                                               bare["rule_ts"], "yesterday"]
+    assert (newest.pre_s, newest.post_s, newest.guard_s) == (20.0, 10.0, 2.0)
+    assert (section.changes[2].pre_s, section.changes[2].post_s,
+            section.changes[2].guard_s) == (30.0, 30.0, 0.0)  # the defaults
+    t0 = newest.t_us
+    times = newest.window.times_us
+    assert times[0] == t0 - round((20 + CHART_PAD_S) * 1e6)
+    assert times[-1] == t0 + round((10 + CHART_PAD_S) * 1e6)
+    assert [c.charted for c in section.changes] == [True, True, True, False]
+    assert last.t_us is None and last.window is None
+    assert ("1 change(s) have a rule_ts that is not a valid time; they are listed last."
+            in gw.notes)
+
+
+def _change(old="0", new="1", d=0.1, lo=0.0, hi=0.2, n=150, confounded=False):
+    from tracker.contract import SIGNALS
+    from tracker.runbook_data import Change, Delta
+
+    deltas = [Delta(m, d, lo, hi, 0.5, 0.5 + (d or 0), n, n) for m in SIGNALS]
+    return Change(ts="", t_us=0, actor="", rule="r", old=old, new=new, note="",
+                  pre_s=30.0, post_s=30.0, guard_s=1.0, deltas=deltas, verdict="good",
+                  confounded=confounded, line=2)
+
+
+def test_each_change_left_out_of_the_pooling_is_counted_under_its_reason():
+    from tracker.runbook_data import MIN_CHANGES, rule_responses
+
+    changes = (
+        [_change(new="abc"), _change(new="xyz"), _change(old="1", new="1")]
+        + [_change(confounded=True)] * 2
+        + [_change(n=10)] * 2
+        + [_change(d=None), _change(lo=None)]
+        + [_change(d=0.0, lo=0.0, hi=0.0)] * 2
+        + [_change(old="0", new="1", d=0.1), _change(old="0", new="2", d=0.2),
+           _change(old="0", new="0.5", d=0.05)]
+        + [_change(old="1", new="0", d=-0.1, lo=-0.2, hi=0.0)] * MIN_CHANGES
+    )
+    resp = rule_responses(changes, 1.0)[0]
+    assert resp.excluded == {"not a numeric change": 3, "confounded": 2, "unreliable": 2,
+                             "no interval": 2, "zero-width interval": 2}
+    assert resp.used == 6
+    assert resp.up.k == MIN_CHANGES and resp.down.k == MIN_CHANGES
+    assert resp.up.value == pytest.approx(0.1) and resp.down.value == pytest.approx(0.1)
+    assert resp.p_direction == pytest.approx(1.0)  # exactly MIN_CHANGES each way: compared
+    fewer = rule_responses(changes[-MIN_CHANGES - 3:-1], 1.0)[0]
+    assert fewer.up.k == MIN_CHANGES and fewer.down.k == MIN_CHANGES - 1
+    assert fewer.p_direction is None  # one way has too few changes to say
+
+
+def test_patterns_are_ordered_by_share_then_count_then_rule():
+    from tracker.runbook_data import RuleSection, patterns
+
+    def rule(name, verdicts):
+        chs = []
+        for v in verdicts:
+            ch = _change()
+            ch.verdict = v
+            chs.append(ch)
+        return RuleSection(name, chs, None, [])
+
+    rules = [rule("a", ["good", "good", "good", "mixed"]),  # 3 of 4
+             rule("b", ["good", "good"]),  # 2 of 2
+             rule("c", ["good"] * 5),  # 5 of 5
+             rule("d", ["warning"] * 3 + ["good"]),
+             rule("e", ["warning"] * 2),
+             rule("f", ["warning"] * 4)]
+    favourable, avoid = patterns(rules)
+    assert [(p.rule, p.k, p.n) for p in favourable] == [("c", 5, 5), ("b", 2, 2), ("a", 3, 4)]
+    assert [(p.rule, p.k, p.n) for p in avoid] == [("f", 4, 4), ("e", 2, 2), ("d", 3, 4)]
+
+
+def test_a_file_with_intervals_but_no_verdict_column_gets_the_older_file_note(tmp_path):
+    from tracker.runbook_data import load_gateway
+
+    s = resolve(str(tmp_path), env={})
+    no_verdict = [c for c in FULL if c != "verdict"]
+    write_effects(tmp_path, [row(0)], header=no_verdict)
+    gw = load_gateway(s, None, 1)
+    assert gw.has_intervals and not gw.has_verdict
+    assert any("has no interval or verdict columns" in n for n in gw.notes)
+    assert gw.rules[0].changes[0].verdict is None
+    write_effects(tmp_path, [], header=V1)  # no rows: nothing to say of them
+    assert load_gateway(s, None, 1).notes == []
+    write_effects(tmp_path, [row(0)])
+    gw = load_gateway(s, None, 1)
+    assert gw.notes == [] and gw.effects_path == s.effects_path
+    assert gw.rules[0].changes[0].note == ""  # no history, no note
+
+
+def test_notes_are_read_past_bad_history_lines_without_a_word(tmp_path, capsys):
+    from tracker.runbook_data import load_gateway
+
+    rows = [row(0), row(10, new="0.26")]
+    write_effects(tmp_path, rows)
+    write_notes(tmp_path, rows, ["first", "second"])
+    with open(tmp_path / "controls" / "rules_history.jsonl", "a", encoding="utf-8") as f:
+        f.write("not json\n")
+    gw = load_gateway(resolve(str(tmp_path), env={}), None, 1)
+    assert [c.note for c in gw.rules[0].changes] == ["second", "first"]
+    assert capsys.readouterr().err == ""  # bad lines are the tracker's to report
+
+
+def test_the_pictures_per_rule_setting_reaches_every_gateway(tmp_path):
+    from tracker.runbook_data import load as load_runbook
+
+    write_effects(tmp_path, [row(0), row(10, new="0.26")])
+    rb = load_runbook(resolve(str(tmp_path), env={}), 1)
+    assert rb.charts_per_rule == 1
+    assert [c.charted for c in rb.gateways[0].rules[0].changes] == [True, False]
+    for name in ("a", "b"):
+        write_effects(tmp_path / "fleet" / name, [row(0), row(10, new="0.26")])
+    rb = load_runbook(resolve(str(tmp_path / "fleet"), env={}), 1)
+    assert rb.charts_per_rule == 1 and [g.name for g in rb.gateways] == ["a", "b"]
+    assert all([c.charted for c in g.rules[0].changes] == [True, False] for g in rb.gateways)

@@ -278,3 +278,34 @@ def test_blanks_in_one_signal_still_give_every_interval_around_its_delta(tmp_pat
     for s in ("phase", "entropy", "creative", "risk"):
         assert float(row[f"d_{s}_lo"]) <= float(row[f"d_{s}"]) <= float(row[f"d_{s}_hi"])
     assert float(row["d_creative_lo"]) > 0  # the 3 sd rise is still found
+
+
+def test_the_glitch_screen_replaces_single_samples_only():
+    x = np.array([
+        [0, 1, 0, 1, 20, 1, 0, 1, 0.0],  # a spike inside: its local median instead
+        [5, 0, 0.1, 0, 0.1, 0, 0.1, 0, -5],  # one at each end: the median of three there
+        [0, 0, 0, 0, 0, 3, 3, 3, 3.0],  # a step is no glitch
+        [0, 0.1, 0, 0.1, 0, -20, 0.1, 0, 0.1],  # a dip
+    ])
+    clean, count = stats.screen(x)
+    assert count.tolist() == [1, 2, 0, 1]
+    assert clean[0].tolist() == [0, 1, 0, 1, 1, 1, 0, 1, 0]
+    assert clean[1].tolist() == [0.1, 0, 0.1, 0, 0.1, 0, 0.1, 0, 0]
+    assert clean[2].tolist() == x[2].tolist()
+    assert clean[3, 5] == 0.0 and clean[3].tolist()[:5] == x[3].tolist()[:5]
+    # Mostly constant: the median change is 0, the mean change still sees the spike.
+    flat = np.ones((1, 50))
+    flat[0, 20] = 8.0
+    clean, count = stats.screen(flat)
+    assert count.tolist() == [1] and clean.tolist() == [[1.0] * 50]
+    few = np.array([[0.0, 0.0, 9.0, 0.0]])  # fewer than 5: nothing is screened
+    assert stats.screen(few)[1].tolist() == [0] and stats.screen(few)[0].tolist() == few.tolist()
+
+
+def test_the_variance_factor_of_a_mean_of_correlated_samples():
+    r, n = 0.5, 10
+    assert stats.mean_factor(np.array([0.0, r]), n) == pytest.approx(
+        [1.0, (1 + r) / (1 - r) - 2 * r * (1 - r ** n) / (n * (1 - r) ** 2)])
+    assert stats.mean_factor(np.array([0.3, 0.9]), 1).tolist() == [1.0, 1.0]
+    capped = stats.mean_factor(np.array([0.9999]), n)
+    assert capped == pytest.approx(stats.mean_factor(np.array([stats.RHO_MAX]), n))

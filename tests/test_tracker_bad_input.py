@@ -261,3 +261,95 @@ def test_damaged_effects_row_is_neither_rewritten_nor_fatal(tmp_path):
     m = scrape(build(str(tmp_path)))
     assert one(m, "lumen_input_parse_errors_total", file="rules_effects.csv") == 1
     assert one(m, "lumen_rule_effects_written_total") == 1
+
+
+def test_a_value_that_is_not_a_number_is_named_and_left_out():
+    from tracker.csvformat import Header, parse_values
+
+    header = Header.parse("risk_band,ts,phase_diff,entropy_rate,creative_band", "m.csv")
+    said: list[str] = []
+    values = parse_values(["0.5", "t", "ERR", "", "nan"], header, said.append)
+    assert values[0] != values[0] and values[1] != values[1]  # NaN: not samples
+    assert values[3] == 0.5
+    assert said == ["phase_diff 'ERR' is not a number; left out of the means"]
+
+
+def test_a_header_that_cannot_be_used_is_named_with_the_columns_it_needs():
+    from tracker.csvformat import Header, MetricsFileError
+
+    need = "ts, phase_diff, entropy_rate, creative_band, risk_band"
+    with pytest.raises(MetricsFileError) as caught:
+        Header.parse("ts,risk_band,phase_diff", "m.csv")
+    assert str(caught.value) == (
+        "m.csv:1: header lacks column(s) entropy_rate, creative_band; the first line must "
+        f"name {need} (any order, more columns allowed)")
+    with pytest.raises(MetricsFileError) as caught:
+        Header.parse('"' + "x" * 140_000 + '",ts', "m.csv")
+    assert str(caught.value) == (
+        "m.csv:1: header is not a CSV row (field larger than field limit (131072)); "
+        f"the first line must name {need}")
+    bom = Header.parse("\ufeffts,phase_diff,entropy_rate,creative_band,risk_band", "m.csv")
+    assert (bom.ts_index, bom.cols) == (0, (1, 2, 3, 4))
+
+
+def test_the_metrics_reader_names_its_file_and_says_when_it_was_replaced(tmp_path):
+    from tracker.csvformat import MetricsFileError
+    from tracker.metrics_reader import MetricsReader
+    from tracker.timeparse import TimeParser, parse_zone
+
+    p = write_metrics(tmp_path, sample_rows(0, 1))
+    log = io.StringIO()
+    reader = MetricsReader(p, TimeParser(parse_zone("+09:00")), Reporter(log))
+    assert sum(len(s) for s in reader.chunks()) == 6
+    new = write_metrics(tmp_path / "new", sample_rows(0, 2))
+    new.replace(p)  # another file in its place
+    assert sum(len(s) for s in reader.chunks()) == 11  # read again from its first row
+    assert log.getvalue() == f"{p}: replaced or truncated; reading it from the start\n"
+    p.write_text("time,foo\n1,2\n")
+    with pytest.raises(MetricsFileError) as caught:
+        list(reader.chunks())
+    assert str(caught.value).startswith(f"{p}:1: header lacks column(s) ts, ")
+
+
+def test_the_metrics_reader_takes_a_header_with_bytes_not_utf8_and_refuses_a_huge_one(
+        tmp_path):
+    from tracker.csvformat import MetricsFileError
+    from tracker.metrics_reader import MetricsReader
+    from tracker.timeparse import TimeParser, parse_zone
+
+    p = tmp_path / "metrics.csv"
+    p.write_bytes(b"ts,phase_diff,entropy_rate,creative_band,risk_band,caf\xe9\n"
+                  + "".join(r + ",x\n" for r in sample_rows(0, 1)).encode())
+    reader = MetricsReader(p, TimeParser(parse_zone("+09:00")), Reporter(io.StringIO()))
+    assert sum(len(s) for s in reader.chunks()) == 6
+    p.write_bytes(b"ts," + b"x" * (1 << 20) + b"\n")
+    with pytest.raises(MetricsFileError) as caught:
+        list(MetricsReader(p, TimeParser(parse_zone("+09:00")),
+                           Reporter(io.StringIO())).chunks())
+    assert str(caught.value) == f"{p}:1: header longer than 1 MiB; is this a metrics.csv?"
+
+
+def test_each_unusable_path_is_said_with_its_fix(tmp_path):
+    import errno as e
+    import os as o
+
+    from tracker.fileerrors import dangling, unusable
+
+    def said(code, path="p"):
+        return unusable(OSError(code, o.strerror(code), path))
+
+    assert said(e.ELOOP) == "p: cannot use: its symbolic links form a loop; fix the link"
+    assert said(e.ENOTDIR) == ("p: cannot use: a part of the path is a file, not a "
+                               "directory; check --root")
+    assert said(e.ENOSPC) == "p: cannot use: No space left on device; check the path"
+    assert said(e.ENOENT) == "p: cannot use: No such file or directory; check the path"
+    assert unusable(OSError("gone")) == "?: cannot use: gone; check the path"
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "nowhere")
+    assert said(e.ENOENT, str(link)) == (
+        f"{link}: cannot use: a link to {str(tmp_path / 'nowhere')!r}, which does not exist; "
+        "fix the link")
+    assert dangling(link) == (f" (a link to {str(tmp_path / 'nowhere')!r}, which does not "
+                              "exist; fix the link)")
+    (tmp_path / "nowhere").write_text("")
+    assert dangling(link) == "" and dangling(tmp_path / "nowhere") == ""

@@ -122,6 +122,44 @@ def test_long_file_is_entered_by_bisect_with_the_same_results(tmp_path, monkeypa
     assert t.metrics.numbers.known[0] > 0  # it did not read from the first line
 
 
+def test_long_file_without_events_is_entered_near_its_end(tmp_path, monkeypatch):
+    # No event yet: what a late-logged event can still need is the newest lookback of the
+    # file, so reading starts there; an event logged then gets the same effects as from a
+    # reading of the whole file.
+    rows = sample_rows(0, 4000, value=lambda t: (t % 7, t % 3, 1, 2))
+    for name in ("whole", "skip"):
+        write_metrics(tmp_path / name, rows)
+        write_history(tmp_path / name, [])
+    whole = tracker(tmp_path / "whole")
+    whole.step()
+    monkeypatch.setattr(run_mod, "SKIP_THRESHOLD_BYTES", 1000)
+    offsets = []
+    real = metrics_mod.MetricsReader._segment
+    monkeypatch.setattr(metrics_mod.MetricsReader, "_segment",
+                        lambda self, data, off: offsets.append(off) or real(self, data, off))
+    skip = tracker(tmp_path / "skip")
+    skip.step()
+    size = (tmp_path / "skip" / "logs" / "metrics.csv").stat().st_size
+    # lookback: pre 30 s + guard 1 s + 300 s, and a margin of 60 s: 391 s of 4000 s.
+    assert size * 0.85 < offsets[0] < size * 0.95
+    for name, t in (("whole", whole), ("skip", skip)):
+        append(tmp_path / name / "controls" / "rules_history.jsonl",
+               json.dumps(event(3900)) + "\n")
+        assert t.step() == 1
+    assert effects(tmp_path / "skip") == effects(tmp_path / "whole")
+
+
+def test_long_file_whose_tail_holds_no_row_is_read_from_its_start(tmp_path, monkeypatch):
+    write_metrics(tmp_path, sample_rows(0, 200), tail="junk\n" * 20_000)
+    h = write_history(tmp_path, [])
+    monkeypatch.setattr(run_mod, "SKIP_THRESHOLD_BYTES", 1000)
+    t = tracker(tmp_path)
+    assert t.step() == 0
+    append(h, json.dumps(event(100)) + "\n")
+    assert t.step() == 1
+    assert effects(tmp_path)[0]["n_pre_phase"] == "146"
+
+
 def test_follow_cli_runs_writes_and_touches_heartbeat(tmp_path):
     m = write_metrics(tmp_path, sample_rows(-30, 0))
     write_history(tmp_path, [event(0)])

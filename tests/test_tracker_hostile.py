@@ -14,7 +14,7 @@ import pytest
 from tests.rootdata import effects, event, sample_rows, write_history, write_metrics
 from tracker import metrics_reader as metrics_mod
 from tracker.report import Reporter
-from tracker.run import follow, run_once
+from tracker.run import Tracker, follow, run_once
 from tracker.settings import resolve
 from tracker.timeparse import TimeParser, parse_zone
 
@@ -184,3 +184,42 @@ def test_window_values_come_in_time_order_around_bad_lines(tmp_path):
     values = buf.window(t0 - 30_000_000, t0 - 1_000_000)[0]
     values = values.tolist()
     assert values == sorted(values) and len(values) == 146 + 2
+
+
+@pytest.mark.parametrize("at_block_start", [False, True])
+def test_after_a_line_without_end_the_next_poll_reads_on_from_the_right_place(
+        tmp_path, monkeypatch, at_block_start):
+    monkeypatch.setattr(metrics_mod, "MAX_LINE_BYTES", 1000)
+    monkeypatch.setattr(metrics_mod, "CHUNK_BYTES", 256)
+    rows = sample_rows(-30, 31)
+    long = 5000
+    if at_block_start:  # its newline the first byte of a block read
+        long += -(sum(len(r) + 1 for r in rows[:100]) + long) % 256  # blocks follow the header
+    p = write_metrics(tmp_path, rows[:100], tail="7" * long)
+    with open(p, "ab") as f:
+        f.write(b"\n" + "\n".join(rows[100:200]).encode() + b"\n")
+    write_history(tmp_path, [event(0)])
+    log = io.StringIO()
+    t = Tracker(resolve(str(tmp_path), env={}), Reporter(log), keep_warm=True)
+    t.step()
+    with open(p, "ab") as f:
+        f.write(("\n".join(rows[200:]) + "\nbad\n").encode())
+    assert t.step() == 1
+    (row,) = effects(tmp_path)
+    assert row["n_pre_phase"] == "146" and row["n_post_phase"] == "146"
+    said = [line for line in log.getvalue().splitlines() if "metrics.csv:" in line]
+    assert len(said) == 2, said
+    assert f"metrics.csv:{100 + 2}: line longer than" in said[0]
+    assert f"metrics.csv:{len(rows) + 3}: " in said[1]
+
+
+def test_a_line_longer_than_a_mebibyte_is_said_in_mebibytes(tmp_path):
+    p = write_metrics(tmp_path, sample_rows(-30, 0))
+    write_history(tmp_path, [])
+    log = io.StringIO()
+    t = Tracker(resolve(str(tmp_path), env={}), Reporter(log), keep_warm=True)
+    t.step()
+    with open(p, "ab") as f:
+        f.write(b"7" * ((1 << 20) + 10))  # still being written, and already too long
+    t.step()
+    assert f"metrics.csv:{2 + 150 + 1}: line longer than 1 MiB; skipped" in log.getvalue()

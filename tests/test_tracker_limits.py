@@ -9,7 +9,16 @@ import math
 
 import pytest
 
-from tests.rootdata import append, effects, event, sample_rows, ts, write_history, write_metrics
+from tests.rootdata import (
+    HEADER,
+    append,
+    effects,
+    event,
+    sample_rows,
+    ts,
+    write_history,
+    write_metrics,
+)
 from tracker import cli
 from tracker import run as run_mod
 from tracker.effects import UNRELIABLE_BELOW
@@ -211,6 +220,28 @@ def test_long_file_entered_by_bisect_over_crlf_bad_and_non_utf8_lines(tmp_path, 
     assert t.metrics.numbers.known[0] > 0  # it did not read from the first line
 
 
+def test_long_file_entered_by_bisect_where_its_middle_is_all_bad_bytes(tmp_path, monkeypatch):
+    # A bisect probe that meets only bad lines (here not even UTF-8) learns no time there:
+    # it must look earlier, not fail, and still find every row the effects need.
+    rows = sample_rows(0, 4000, value=lambda t: (t % 7, t % 3, 1, 2))
+    half = len(rows) // 2
+    junk = b"1,2,3,4,\xff\xfe\n" * 8000
+    head = (HEADER + "\n" + "".join(r + "\n" for r in rows[:half])).encode()
+    tail = "".join(r + "\n" for r in rows[half:]).encode()
+    history = [event(s, rule=f"r{s}") for s in (500, 3900)]
+    for name in ("whole", "skip"):
+        (tmp_path / name / "logs").mkdir(parents=True)
+        (tmp_path / name / "logs" / "metrics.csv").write_bytes(head + junk + tail)
+        write_history(tmp_path / name, history)
+    run_once(resolve(str(tmp_path / "whole"), env={}), Reporter(io.StringIO()))
+    monkeypatch.setattr(run_mod, "SKIP_THRESHOLD_BYTES", 1000)
+    t = Tracker(resolve(str(tmp_path / "skip"), env={}), Reporter(io.StringIO()))
+    t.step()
+    assert effects(tmp_path / "skip") == effects(tmp_path / "whole")
+    assert [r["n_pre_phase"] for r in effects(tmp_path / "whole")] == ["146"] * 2
+    assert t.metrics.numbers.known[0] > 0  # it did not read from the first line
+
+
 def test_a_bad_row_after_a_bisect_is_named_by_its_true_line_number(tmp_path, monkeypatch):
     monkeypatch.setattr(run_mod, "SKIP_THRESHOLD_BYTES", 1000)
     lines = sample_rows(0, 4000)
@@ -238,3 +269,15 @@ def test_the_exporter_reads_a_tail_with_bytes_not_utf8(tmp_path):
     assert one(m, "lumen_phase_diff") == 1 and one(m, "lumen_risk_band") == 4
     assert one(m, "lumen_creative_band") == 2  # the newest finite one, from the row before
     assert one(m, "lumen_input_parse_errors_total", file="metrics.csv") == 0
+
+
+def test_line_numbers_are_counted_from_the_nearest_known_place(tmp_path):
+    from tracker.metrics_reader import LineNumbers
+
+    p = tmp_path / "m.csv"
+    p.write_bytes(b"head\n" + b"row\n" * 10)
+    ln = LineNumbers(p)
+    assert ln.at(9) == 2  # just after the second newline
+    assert ln.at(5 + 4 * 7) == 8
+    assert ln.at(13) == 3 and ln.known == (13, 3)  # behind the last place: from the start
+    assert ln.at(0) == 0

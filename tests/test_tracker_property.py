@@ -242,7 +242,7 @@ def _sample_text(v: str) -> str:
     return repr(x) if math.isfinite(x) else "x"
 
 
-@settings(max_examples=150, deadline=None,
+@settings(max_examples=int(os.environ.get("LUMEN_PROPERTY_EXAMPLES", "150")), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=dirty_roots())
 def test_dirty_windows_match_reference(tmp_path_factory, monkeypatch, data):

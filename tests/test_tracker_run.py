@@ -11,7 +11,7 @@ from tests.rootdata import T0, append, effects, event, sample_rows, write_histor
 from tracker import run as run_mod
 from tracker.effects import HISTORY_WINDOWS
 from tracker.report import Reporter
-from tracker.run import Tracker, follow, run_once
+from tracker.run import Summary, Tracker, follow, run_once
 from tracker.settings import resolve
 
 T0_US = round(T0.timestamp() * 1_000_000)
@@ -119,3 +119,14 @@ def test_the_zone_for_naive_times_is_said_once(tmp_path):
     t.step()
     assert out.getvalue() == ("timestamps without an offset are read as +09:00 "
                               "(set --naive-tz or LUMEN_NAIVE_TZ to change)\n")
+
+
+def test_the_summary_line_counts_each_verdict_and_leaves_out_those_never_given():
+
+
+    s = Summary(written=3, pending=1, bad_lines=2, unreliable=1, confounded=0,
+                verdicts={"warning": 1, "good": 2, "no_data": 0})
+    assert s.line() == ("written 3, pending 1, skipped lines 2 (unreliable 1, confounded 0); "
+                        "verdicts: warning 1, good 2")  # in the order of VERDICTS
+    assert Summary().line() == (
+        "written 0, pending 0, skipped lines 0 (unreliable 0, confounded 0)")

@@ -94,3 +94,60 @@ def test_follow_says_why_once_stops_its_heartbeat_and_catches_up(tmp_path, monke
     assert any("writable again" in line for line in log), log
     assert beats == [False, False, False, True, True]
     assert [r["rule"] for r in effects(tmp_path)] == ["creative_min"]
+
+
+def test_the_write_error_names_the_file_the_reason_and_its_code(tmp_path):
+    path = tmp_path / "logs" / "rules_effects.csv"
+    full = EffectsWriteError(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+    assert str(full) == f"cannot write {path}: No space left on device (ENOSPC)"
+    assert full.cause.errno == errno.ENOSPC
+    # An error without an errno: its own words, no code.
+    assert str(EffectsWriteError(path, OSError("the volume went away"))) == (
+        f"cannot write {path}: the volume went away")
+    # A path to fix rather than a passing state of the volume: said as unusable files are.
+    as_dir = EffectsWriteError(path, IsADirectoryError(errno.EISDIR, "Is a directory",
+                                                       str(path)))
+    assert str(as_dir) == (f"{path}: cannot use: it is a directory; point --root at the data "
+                           "root holding logs/ and controls/")
+
+
+def test_a_temporary_file_that_could_not_even_be_created_is_said_as_the_cause(
+        tmp_path, monkeypatch):
+    write_metrics(tmp_path, sample_rows(-60, 40))
+    write_history(tmp_path, [event(0)])
+    real_open = open
+
+    def full_open(path, mode="r", *args, **kwargs):
+        if str(path).endswith(".tmp"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real_open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(store_mod, "open", full_open, raising=False)
+    t = run_mod.Tracker(resolve(str(tmp_path), env={}), Reporter(io.StringIO()))
+    with pytest.raises(EffectsWriteError) as caught:
+        t.step()
+    assert "No space left on device (ENOSPC)" in str(caught.value)
+
+
+def test_a_lock_that_cannot_be_taken_names_the_effects_file(tmp_path, monkeypatch):
+    real_open = open
+
+    def read_only(path, mode="r", *args, **kwargs):
+        if str(path).endswith(".lock"):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(store_mod, "open", read_only, raising=False)
+    path = tmp_path / "logs" / "rules_effects.csv"
+    with pytest.raises(EffectsWriteError) as caught:
+        store_mod.EffectsWriter(path)
+    assert str(caught.value) == f"cannot write {path}: Read-only file system (EROFS)"
+
+
+def test_an_effects_file_that_is_not_csv_says_what_to_do(tmp_path):
+    path = tmp_path / "rules_effects.csv"
+    path.write_text(",".join(store_mod.HEADER) + '\n"' + "x" * 140_000 + '"\n')
+    with pytest.raises(store_mod.EffectsFileError) as caught:
+        store_mod.read_effects(path)
+    assert str(caught.value).startswith(f"{path}: not readable as CSV (")
+    assert str(caught.value).endswith("move the file aside and run again to write a new one")
