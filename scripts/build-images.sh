@@ -95,103 +95,50 @@ make_project_images() {  # the python base when missing or outdated, then the pr
         -t "$PROJECT_IMAGE" . >/dev/null
 }
 
-make_prometheus() {  # writes the image's name to $workdir/prometheus.image
-    local image version existing_prometheus
-    existing_prometheus=$(docker image ls --format '{{.Repository}}:{{.Tag}}' "$PROMETHEUS_REPO" | head -n 1)
-    if [ "${LUMEN_AIRGAP_REBUILD:-0}" = 1 ] || [ -z "$existing_prometheus" ]; then
-        log "prometheus image (Debian's prometheus package, mmdebstrap)"
-        # /prometheus belongs to nobody (65534) like in the official image, so one named volume
-        # works with both; wget is there for the compose healthcheck (busybox has it upstream).
-        # shellcheck disable=SC2016 # the hooks' $1 (the rootfs) is expanded by mmdebstrap
-        rootfs "$workdir/prometheus.tar" essential prometheus,wget \
-            --customize-hook='mkdir -p "$1/prometheus" && chown 65534:65534 "$1/prometheus"' \
-            --customize-hook='chroot "$1" dpkg-query -W -f="\${Version}" prometheus > "$1/etc/prometheus-debian-version"'
-        version=$(debian_version "$workdir/prometheus.tar" ./etc/prometheus-debian-version)
-        [ -n "$version" ] || { log "could not read the prometheus version"; exit 1; }
-        image=$PROMETHEUS_REPO:$version
-        # Same entrypoint, user, workdir and data path as prom/prometheus.
-        docker import \
-            --change 'USER 65534:65534' \
-            --change 'WORKDIR /prometheus' \
-            --change 'EXPOSE 9090' \
-            --change 'VOLUME ["/prometheus"]' \
-            --change 'ENTRYPOINT ["/bin/prometheus"]' \
-            --change 'CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]' \
-            "$workdir/prometheus.tar" "$image" >/dev/null
-        rm -f "$workdir/prometheus.tar"
-    else
-        image=$existing_prometheus
-        log "prometheus image $image exists (LUMEN_AIRGAP_REBUILD=1 to remake it)"
-    fi
-    echo "$image" >"$workdir/prometheus.image"
-}
-
-make_alertmanager() {  # writes the image's name to $workdir/alertmanager.image
-    local image version existing_alertmanager
-    existing_alertmanager=$(docker image ls --format '{{.Repository}}:{{.Tag}}' "$ALERTMANAGER_REPO" | head -n 1)
-    if [ "${LUMEN_AIRGAP_REBUILD:-0}" = 1 ] || [ -z "$existing_alertmanager" ]; then
-        log "alertmanager image (Debian's prometheus-alertmanager package, mmdebstrap)"
-        # Like prom/alertmanager: /alertmanager belongs to nobody and amtool is on the PATH, so
-        # compose passes the same arguments to either image.
-        # shellcheck disable=SC2016 # the hooks' $1 (the rootfs) is expanded by mmdebstrap
-        rootfs "$workdir/alertmanager.tar" essential prometheus-alertmanager,wget \
-            --customize-hook='mkdir -p "$1/alertmanager" && chown 65534:65534 "$1/alertmanager"' \
-            --customize-hook='chroot "$1" dpkg-query -W -f="\${Version}" prometheus-alertmanager > "$1/etc/alertmanager-debian-version"'
-        version=$(debian_version "$workdir/alertmanager.tar" ./etc/alertmanager-debian-version)
-        [ -n "$version" ] || { log "could not read the alertmanager version"; exit 1; }
-        image=$ALERTMANAGER_REPO:$version
-        docker import \
-            --change 'USER 65534:65534' \
-            --change 'WORKDIR /alertmanager' \
-            --change 'EXPOSE 9093' \
-            --change 'VOLUME ["/alertmanager"]' \
-            --change 'ENTRYPOINT ["/usr/bin/prometheus-alertmanager"]' \
-            --change 'CMD ["--config.file=/etc/alertmanager/alertmanager.yml", "--storage.path=/alertmanager"]' \
-            "$workdir/alertmanager.tar" "$image" >/dev/null
-        rm -f "$workdir/alertmanager.tar"
-    else
-        image=$existing_alertmanager
-        log "alertmanager image $image exists (LUMEN_AIRGAP_REBUILD=1 to remake it)"
-    fi
-    echo "$image" >"$workdir/alertmanager.image"
-}
-
-make_victoriametrics() {  # writes the image's name to $workdir/victoriametrics.image
-    local image version existing
-    existing=$(docker image ls --format '{{.Repository}}:{{.Tag}}' "$VICTORIAMETRICS_REPO" | head -n 1)
+# A service image from its Debian package, made like the upstream one: it runs as nobody,
+# and its data directory (a VOLUME) belongs to nobody, so one named volume works with both;
+# wget is there for the compose healthcheck (busybox has it upstream).
+make_service_image() {  # NAME REPO PACKAGE DATADIR PORT ENTRYPOINT [CMD]; writes $workdir/NAME.image
+    local name=$1 repo=$2 package=$3 datadir=$4 port=$5 entrypoint=$6 cmd=${7:-}
+    local image version existing tar=$workdir/$1.tar
+    existing=$(docker image ls --format '{{.Repository}}:{{.Tag}}' "$repo" | head -n 1)
     if [ "${LUMEN_AIRGAP_REBUILD:-0}" = 1 ] || [ -z "$existing" ]; then
-        log "victoria-metrics image (Debian's victoria-metrics package, mmdebstrap)"
-        # Like the prometheus image: the data path /storage belongs to nobody, so a fresh
-        # named volume mounted there does too; wget for the compose healthcheck.
+        log "$name image (Debian's $package package, mmdebstrap)"
         # shellcheck disable=SC2016 # the hooks' $1 (the rootfs) is expanded by mmdebstrap
-        rootfs "$workdir/victoriametrics.tar" essential victoria-metrics,wget \
-            --customize-hook='mkdir -p "$1/storage" && chown 65534:65534 "$1/storage"' \
-            --customize-hook='chroot "$1" dpkg-query -W -f="\${Version}" victoria-metrics > "$1/etc/victoria-metrics-debian-version"'
-        version=$(debian_version "$workdir/victoriametrics.tar" ./etc/victoria-metrics-debian-version)
-        [ -n "$version" ] || { log "could not read the victoria-metrics version"; exit 1; }
-        image=$VICTORIAMETRICS_REPO:$version
-        # The upstream image's entrypoint takes the same flags (compose passes them).
-        docker import \
-            --change 'USER 65534:65534' \
-            --change 'WORKDIR /storage' \
-            --change 'EXPOSE 8428' \
-            --change 'VOLUME ["/storage"]' \
-            --change 'ENTRYPOINT ["/usr/bin/victoria-metrics"]' \
-            "$workdir/victoriametrics.tar" "$image" >/dev/null
-        rm -f "$workdir/victoriametrics.tar"
+        rootfs "$tar" essential "$package,wget" \
+            --customize-hook='mkdir -p "$1'"$datadir"'" && chown 65534:65534 "$1'"$datadir"'"' \
+            --customize-hook='chroot "$1" dpkg-query -W -f="\${Version}" '"$package"' > "$1/etc/'"$name"'-debian-version"'
+        version=$(debian_version "$tar" "./etc/$name-debian-version")
+        [ -n "$version" ] || { log "could not read the $name version"; exit 1; }
+        image=$repo:$version
+        local changes=(--change 'USER 65534:65534' --change "WORKDIR $datadir"
+                       --change "EXPOSE $port" --change "VOLUME [\"$datadir\"]"
+                       --change "ENTRYPOINT [\"$entrypoint\"]")
+        [ -z "$cmd" ] || changes+=(--change "CMD $cmd")
+        docker import "${changes[@]}" "$tar" "$image" >/dev/null
+        rm -f "$tar"
     else
         image=$existing
-        log "victoria-metrics image $image exists (LUMEN_AIRGAP_REBUILD=1 to remake it)"
+        log "$name image $image exists (LUMEN_AIRGAP_REBUILD=1 to remake it)"
     fi
-    echo "$image" >"$workdir/victoriametrics.image"
+    echo "$image" >"$workdir/$name.image"
 }
 
 # Independent, and mostly downloading and unpacking: made side by side.
 pids=()
 make_project_images & pids+=($!)
-make_prometheus & pids+=($!)
-make_alertmanager & pids+=($!)
-make_victoriametrics & pids+=($!)
+# Same entrypoint, arguments, user, workdir and data path as the upstream images, so compose
+# passes the same arguments to either (amtool is on the alertmanager image's PATH too).
+make_service_image prometheus "$PROMETHEUS_REPO" prometheus /prometheus 9090 /bin/prometheus \
+    '["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]' &
+pids+=($!)
+make_service_image alertmanager "$ALERTMANAGER_REPO" prometheus-alertmanager /alertmanager 9093 \
+    /usr/bin/prometheus-alertmanager \
+    '["--config.file=/etc/alertmanager/alertmanager.yml", "--storage.path=/alertmanager"]' &
+pids+=($!)
+make_service_image victoriametrics "$VICTORIAMETRICS_REPO" victoria-metrics /storage 8428 \
+    /usr/bin/victoria-metrics &
+pids+=($!)
 failed=0
 for pid in "${pids[@]}"; do
     wait "$pid" || failed=1
