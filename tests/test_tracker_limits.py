@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -194,6 +195,20 @@ def test_latest_sample_of_a_file_longer_than_the_tail_read(tmp_path):
 
 
 
+def _bisect_reads_like_a_whole_read(tmp_path, monkeypatch, write) -> list[dict[str, str]]:
+    """The same root written twice: read once from its first line, once entered by bisect
+    (a low skip threshold). Both give the same effects (returned)."""
+    for name in ("whole", "skip"):
+        write(tmp_path / name)
+    run_once(resolve(str(tmp_path / "whole"), env={}), Reporter(io.StringIO()))
+    monkeypatch.setattr(run_mod, "SKIP_THRESHOLD_BYTES", 1000)
+    t = Tracker(resolve(str(tmp_path / "skip"), env={}), Reporter(io.StringIO()))
+    t.step()
+    assert effects(tmp_path / "skip") == effects(tmp_path / "whole")
+    assert t.metrics.numbers.known[0] > 0  # it did not read from the first line
+    return effects(tmp_path / "whole")
+
+
 def test_long_file_entered_by_bisect_over_crlf_bad_and_non_utf8_lines(tmp_path, monkeypatch):
     # ts in the last column (so the line end must come off before it is read), CRLF line
     # ends, and runs of bad lines where the bisect lands: it must still skip ahead, and
@@ -207,17 +222,14 @@ def test_long_file_entered_by_bisect_over_crlf_bad_and_non_utf8_lines(tmp_path, 
         if k % 97 == 0:
             lines += ["garbage", "1,2,3,4,not a time", "1,2,3,4,\xff\xfe"]
     history = [event(s, rule=f"r{s}") for s in (500, 2000, 3900)]
-    for name in ("whole", "skip"):
-        write_metrics(tmp_path / name, lines, header="phase_diff,entropy_rate,creative_band,"
-                      "risk_band,ts", newline="\r\n")
-        write_history(tmp_path / name, history)
-    run_once(resolve(str(tmp_path / "whole"), env={}), Reporter(io.StringIO()))
-    monkeypatch.setattr(run_mod, "SKIP_THRESHOLD_BYTES", 1000)
-    t = Tracker(resolve(str(tmp_path / "skip"), env={}), Reporter(io.StringIO()))
-    t.step()
-    assert effects(tmp_path / "skip") == effects(tmp_path / "whole")
-    assert [r["n_pre_phase"] for r in effects(tmp_path / "whole")] == ["146"] * 3
-    assert t.metrics.numbers.known[0] > 0  # it did not read from the first line
+
+    def write(root: Path) -> None:
+        write_metrics(root, lines, header="phase_diff,entropy_rate,creative_band,risk_band,ts",
+                      newline="\r\n")
+        write_history(root, history)
+
+    rows = _bisect_reads_like_a_whole_read(tmp_path, monkeypatch, write)
+    assert [r["n_pre_phase"] for r in rows] == ["146"] * 3
 
 
 def test_long_file_entered_by_bisect_where_its_middle_is_all_bad_bytes(tmp_path, monkeypatch):
@@ -229,17 +241,14 @@ def test_long_file_entered_by_bisect_where_its_middle_is_all_bad_bytes(tmp_path,
     head = (HEADER + "\n" + "".join(r + "\n" for r in rows[:half])).encode()
     tail = "".join(r + "\n" for r in rows[half:]).encode()
     history = [event(s, rule=f"r{s}") for s in (500, 3900)]
-    for name in ("whole", "skip"):
-        (tmp_path / name / "logs").mkdir(parents=True)
-        (tmp_path / name / "logs" / "metrics.csv").write_bytes(head + junk + tail)
-        write_history(tmp_path / name, history)
-    run_once(resolve(str(tmp_path / "whole"), env={}), Reporter(io.StringIO()))
-    monkeypatch.setattr(run_mod, "SKIP_THRESHOLD_BYTES", 1000)
-    t = Tracker(resolve(str(tmp_path / "skip"), env={}), Reporter(io.StringIO()))
-    t.step()
-    assert effects(tmp_path / "skip") == effects(tmp_path / "whole")
-    assert [r["n_pre_phase"] for r in effects(tmp_path / "whole")] == ["146"] * 2
-    assert t.metrics.numbers.known[0] > 0  # it did not read from the first line
+
+    def write(root: Path) -> None:
+        (root / "logs").mkdir(parents=True)
+        (root / "logs" / "metrics.csv").write_bytes(head + junk + tail)
+        write_history(root, history)
+
+    rows = _bisect_reads_like_a_whole_read(tmp_path, monkeypatch, write)
+    assert [r["n_pre_phase"] for r in rows] == ["146"] * 2
 
 
 def test_a_bad_row_after_a_bisect_is_named_by_its_true_line_number(tmp_path, monkeypatch):

@@ -111,18 +111,23 @@ def test_the_write_error_names_the_file_the_reason_and_its_code(tmp_path):
                            "root holding logs/ and controls/")
 
 
+def _fail_open(monkeypatch, suffix: str, code: int) -> None:
+    """The effects writer's open() of a path ending in `suffix` fails with errno `code`."""
+    real_open = open
+
+    def failing(path, mode="r", *args, **kwargs):
+        if str(path).endswith(suffix):
+            raise OSError(code, os.strerror(code), str(path))
+        return real_open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(store_mod, "open", failing, raising=False)
+
+
 def test_a_temporary_file_that_could_not_even_be_created_is_said_as_the_cause(
         tmp_path, monkeypatch):
     write_metrics(tmp_path, sample_rows(-60, 40))
     write_history(tmp_path, [event(0)])
-    real_open = open
-
-    def full_open(path, mode="r", *args, **kwargs):
-        if str(path).endswith(".tmp"):
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-        return real_open(path, mode, *args, **kwargs)
-
-    monkeypatch.setattr(store_mod, "open", full_open, raising=False)
+    _fail_open(monkeypatch, ".tmp", errno.ENOSPC)
     t = run_mod.Tracker(resolve(str(tmp_path), env={}), Reporter(io.StringIO()))
     with pytest.raises(EffectsWriteError) as caught:
         t.step()
@@ -130,14 +135,7 @@ def test_a_temporary_file_that_could_not_even_be_created_is_said_as_the_cause(
 
 
 def test_a_lock_that_cannot_be_taken_names_the_effects_file(tmp_path, monkeypatch):
-    real_open = open
-
-    def read_only(path, mode="r", *args, **kwargs):
-        if str(path).endswith(".lock"):
-            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
-        return real_open(path, mode, *args, **kwargs)
-
-    monkeypatch.setattr(store_mod, "open", read_only, raising=False)
+    _fail_open(monkeypatch, ".lock", errno.EROFS)
     path = tmp_path / "logs" / "rules_effects.csv"
     with pytest.raises(EffectsWriteError) as caught:
         store_mod.EffectsWriter(path)
