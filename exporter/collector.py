@@ -37,9 +37,9 @@ def _interval_label(row: dict[str, str] | None, short: str) -> str:
     return "n/a" if lo is None or hi is None else f"[{lo:.4g}, {hi:.4g}]"
 
 
-def _verdict(row: dict[str, str] | None) -> str | None:
+def _verdict(row: dict[str, str]) -> str | None:
     """The row's verdict; None for a row without one (a file written before verdicts)."""
-    v = None if row is None else row.get("verdict")
+    v = row.get("verdict")
     return v if v in VERDICTS else None
 
 
@@ -79,6 +79,9 @@ class Derived:
 
 
 class LumenCollector:
+    """One gateway's families. The registry's Collector is exporter.fleet.FleetCollector,
+    which labels these with the gateway and merges them across the fleet."""
+
     def __init__(self, root: DataRoot, recent: int = 50,
                  max_rules: int = DEFAULT_MAX_RULES) -> None:
         self.root = root
@@ -127,7 +130,7 @@ class LumenCollector:
         keys = self.root.effects.keys
         pending = [e for e in events if e.key not in keys]
         recent = [(e, by_key.get(e.key)) for e in events[-self.recent:]] if self.recent else []
-        variants = {tuple(r.get(f"{w}_s", "") for w in WINDOWS) for r in rows}
+        variants = {tuple(r.get(f"{w}_s") for w in WINDOWS) for r in rows}
         # The row written last holds the windows the tracker uses now.
         newest = rows[-1] if rows else {}
         return Derived(
@@ -140,17 +143,6 @@ class LumenCollector:
             last_change_us=events[-1].t_us if events else None,
             rules_dropped=dropped,
         )
-
-    def describe(self) -> list[Metric]:
-        return []  # families depend on the files; nothing to check at registration
-
-    def collect(self) -> Iterator[Metric]:
-        started = time.perf_counter()
-        with self.lock:
-            d = self.refresh()
-            families = [*self.live_families(d), *self.derived_families(d)]
-        yield from families
-        yield duration(started)
 
     def refresh(self) -> Derived:
         """Brings the sources up to date; the Derived is a new object only when effects or
@@ -378,8 +370,9 @@ class LumenCollector:
             labels = (ev.rule, ev.actor, ev.old, ev.new,
                       *(_delta_label(row, short) for short in SHORT),
                       *(_interval_label(row, short) for short in SHORT), _verdict_label(row))
-            # Two changes with identical labels would be one series twice: keep the newest.
-            series[labels] = max(series.get(labels, 0.0), ev.t_us / 1e6)
+            # Two changes with identical labels would be one series twice: the events come
+            # oldest first, so the newest one's time is the one kept.
+            series[labels] = ev.t_us / 1e6
         for labels, v in series.items():
             g.add_metric(list(labels), v)
         return g

@@ -107,8 +107,8 @@ def test_full_root_value_by_value(tmp_path):
     assert lo < (95 * 2 + 51) / 146 - 2 < 0 < hi
     assert one(m, "lumen_rule_effect_delta_lo", rule="risk_max", metric="risk_band") == 0.0
     assert one(m, "lumen_rule_effect_delta_hi", rule="creative_min", metric="phase_diff") == 2
-    assert {lab["verdict"]: v for lab, v in m["lumen_rule_last_verdict"]} == {
-        v: (1 if v == "caution" else 0) for v in VERDICTS}
+    assert {(lab["rule"], lab["verdict"]): v for lab, v in m["lumen_rule_last_verdict"]} == {
+        ("creative_min", v): (1 if v == "caution" else 0) for v in VERDICTS}
     states = {(lab["rule"], lab["verdict"]) for lab, v in m["lumen_rule_effect_verdict"] if v}
     assert states == {("creative_min", "caution"), ("risk_max", "no_change")}
     assert len(m["lumen_rule_effect_verdict"]) == 2 * len(VERDICTS)

@@ -152,3 +152,21 @@ def test_awkward_rule_names_on_every_family_with_a_rule_label(tmp_path, promtool
     for family in set(PER_RULE_FAMILIES) | RULE_FAMILIES:
         assert {lab["rule"] for lab, _ in m[family]} == set(AWKWARD), family
     promtool_check(promtool, generate_latest(registry))
+
+
+# --- a row with one end of an interval --------------------------------------------------------
+@pytest.mark.parametrize("blank", ["lo", "hi"])
+def test_an_interval_with_one_end_blank_is_na_and_the_other_end_still_served(tmp_path, blank):
+    # The tracker writes both ends or neither; a hand-edited file may hold one. Neither the
+    # scrape nor the other end may be lost over it.
+    kept = "hi" if blank == "lo" else "lo"
+    row = effect("2025-10-23T13:10:00+09:00", "creative_min", d=1.0)
+    row.update({f"d_{short}_{end}": "0.5" for short in SHORT for end in ("lo", "hi")})
+    row[f"d_phase_{blank}"] = ""
+    write_root(tmp_path, [row])
+    m = scrape(build(str(tmp_path)))
+    assert one(m, f"lumen_rule_last_phase_diff_delta_{kept}", rule="creative_min") == 0.5
+    assert f"lumen_rule_last_phase_diff_delta_{blank}" not in m
+    assert one(m, f"lumen_rule_last_entropy_rate_delta_{blank}", rule="creative_min") == 0.5
+    (lab, _), = m["lumen_rule_change_timestamp_seconds"]
+    assert lab["d_phase_interval"] == "n/a" and lab["d_entropy_interval"] == "[0.5, 0.5]"

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from exporter import cli
 from exporter.cli import build, max_rules_setting
-from tests.rootdata import event, sample_rows, write_history, write_metrics
+from tests.rootdata import append, event, sample_rows, write_history, write_metrics
 from tests.test_exporter import one, scrape, track
 
 N_RULES = 12
 
 
+def rule(k: int) -> str:
+    # Names in the opposite order to their changes (rule_11 changed first, rule_00 last),
+    # so that keeping the last names or the first would not pass for keeping the newest.
+    return f"rule_{N_RULES - 1 - k:02d}"
+
+
 def many_rules(root) -> None:
-    # One change every 2 s: rule_00 the oldest, rule_11 the newest.
+    # One change every 2 s: rule(0) the oldest, rule(N_RULES - 1) the newest.
     write_metrics(root, sample_rows(-40, 2 * N_RULES + 40))
-    write_history(root, [event(2 * k, rule=f"rule_{k:02d}") for k in range(N_RULES)])
+    write_history(root, [event(2 * k, rule=rule(k)) for k in range(N_RULES)])
     track(root)
 
 
@@ -28,15 +36,20 @@ def test_only_the_most_recently_changed_rules_are_published(tmp_path, capsys):
     capsys.readouterr()
     registry = build(str(tmp_path), max_rules=5)
     m = scrape(registry)
-    newest = {f"rule_{k:02d}" for k in range(N_RULES - 5, N_RULES)}
+    newest = {rule(k) for k in range(N_RULES - 5, N_RULES)}
     for name in ("lumen_rule_effect_delta", "lumen_rule_effect_pre_samples",
                  "lumen_rule_effect_confounded", "lumen_rule_effect_timestamp_seconds"):
         assert rules_in(m, name) == newest, name
     assert one(m, "lumen_rule_labels_dropped") == N_RULES - 5
-    scrape(registry)
+    # A new change makes the exporter read the files again: still said only once.
+    append(tmp_path / "controls" / "rules_history.jsonl",
+           json.dumps(event(2 * N_RULES, rule=rule(N_RULES - 1), old=0.24, new=0.26)) + "\n")
+    assert one(scrape(registry), "lumen_rule_events_total") == N_RULES + 1
     logged = [line for line in capsys.readouterr().err.splitlines() if "--max-rules" in line]
     assert len(logged) == 1, logged  # said once, not at every scrape
+    assert str(tmp_path / "logs" / "rules_effects.csv") in logged[0]
     assert f"{N_RULES} distinct rule names" in logged[0]
+    assert "counted in lumen_rule_labels_dropped" in logged[0]
 
 
 def test_under_the_cap_every_rule_is_published(tmp_path, capsys):

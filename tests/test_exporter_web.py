@@ -9,6 +9,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -176,3 +177,99 @@ def test_cli_refuses_a_bad_web_config_with_exit_2(tmp_path, capsys):
     yml.write_text("basic_auth_users:\n  bob: plain\n", encoding="utf-8")
     assert cli.main(["--root", str(tmp_path), "--port", "0", "--web.config.file", str(yml)]) == 2
     assert "web.yml: basic_auth_users: bob: not a bcrypt hash" in capsys.readouterr().err
+
+
+# --- every key of the file, and every way it can be wrong ---------------------------------------
+TLS = "tls_server_config:\n  cert_file: exporter.crt\n  key_file: exporter.key\n"
+
+
+def load_text(d: Path, cert, text: str):
+    """The file's settings, beside a copy of the test certificate and key."""
+    crt, key = cert
+    shutil.copy(crt, d / "exporter.crt")
+    shutil.copy(key, d / "exporter.key")
+    yml = d / "web.yml"
+    yml.write_text(text, encoding="utf-8")
+    return load(yml)
+
+
+def test_tls_settings_reach_the_ssl_context(tmp_path, cert):
+    ctx = load_text(tmp_path, cert, TLS).ssl_context
+    assert ctx.protocol == ssl.PROTOCOL_TLS_SERVER
+    assert ctx.minimum_version == ssl.TLSVersion.TLSv1_2  # exporter-toolkit's default
+    assert ctx.maximum_version == ssl.TLSVersion.MAXIMUM_SUPPORTED
+    assert ctx.verify_mode == ssl.CERT_NONE
+
+    ctx = load_text(tmp_path, cert, TLS + "  min_version: TLS13\n").ssl_context
+    assert ctx.minimum_version == ssl.TLSVersion.TLSv1_3
+    ctx = load_text(tmp_path, cert, TLS + "  max_version: TLS12\n").ssl_context
+    assert ctx.maximum_version == ssl.TLSVersion.TLSv1_2
+    assert ctx.minimum_version == ssl.TLSVersion.TLSv1_2
+
+    # The client CA, relative to the file or absolute.
+    for ca in ("exporter.crt", str(tmp_path / "exporter.crt")):
+        for auth, mode in (("RequireAndVerifyClientCert", ssl.CERT_REQUIRED),
+                           ("VerifyClientCertIfGiven", ssl.CERT_OPTIONAL)):
+            ctx = load_text(tmp_path, cert, TLS + f"  client_auth_type: {auth}\n"
+                            f"  client_ca_file: {ca}\n").ssl_context
+            assert ctx.verify_mode == mode
+            assert [c["subject"] for c in ctx.get_ca_certs()] == [((("commonName",
+                                                                     "localhost"),),)]
+
+
+def test_users_and_headers(tmp_path, cert):
+    hashed = bcrypt.hashpw(b"pw", bcrypt.gensalt(4)).decode()
+    config = load_text(tmp_path, cert, (
+        f"basic_auth_users:\n  alice: '$2a${hashed[4:]}'\n  1234: '{hashed}'\n"
+        "http_server_config:\n  http2: true\n"
+        "  headers:\n    X-Frame-Options: deny\n    X-Count: 3\n"))
+    assert config.ssl_context is None and config.scheme == "http"
+    assert config.users == {"alice": f"$2b${hashed[4:]}".encode(), "1234": hashed.encode()}
+    assert config.headers == {"X-Frame-Options": "deny", "X-Count": "3"}
+    token = base64.b64encode(b"1234:pw").decode()
+    assert config.authorized(f"Basic {token}")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("- a list\n", "the file must be a mapping"),
+    ("b: 1\na: 2\ntls_server_config:\n", "not supported here: a, b (supported: "
+     "basic_auth_users, http_server_config, tls_server_config)"),
+    ("tls_server_config: [1]\n", "tls_server_config must be a mapping"),
+    ("basic_auth_users: [1]\n", "basic_auth_users must be a mapping"),
+    ("basic_auth_users:\n  bob: 12\n", "basic_auth_users: bob: not a bcrypt hash (make one "
+     "with: htpasswd -nBC 12 '' | tr -d ':\\n')"),
+    ("http_server_config: [1]\n", "http_server_config must be a mapping"),
+    ("http_server_config:\n  headers: [1]\n", "http_server_config.headers must be a mapping"),
+    ("http_server_config:\n  tls: 1\n  a: 2\n", "http_server_config: not supported here: a, tls"),
+    (TLS + "  z: 1\n  y: 2\n", "tls_server_config: not supported here: y, z (supported: "
+     "cert_file, client_auth_type, client_ca_file, key_file, max_version, min_version)"),
+    (TLS + "  min_version: TLS99\n", "tls_server_config: min_version: 'TLS99' is not one of "
+     "TLS10, TLS11, TLS12, TLS13"),
+    (TLS + "  max_version: tls12\n", "tls_server_config: max_version: 'tls12' is not one of "
+     "TLS10, TLS11, TLS12, TLS13"),
+    (TLS + "  client_auth_type: RequestClientCert\n", "tls_server_config: client_auth_type "
+     "'RequestClientCert' is not supported (supported: NoClientCert, "
+     "VerifyClientCertIfGiven, RequireAndVerifyClientCert)"),
+    (TLS + "  client_auth_type: RequireAndVerifyClientCert\n", "tls_server_config: "
+     "client_auth_type RequireAndVerifyClientCert needs client_ca_file"),
+    (TLS + "  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: ca.pem\n",
+     "tls_server_config: cannot load {dir}/ca.pem: [Errno 2] No such file or directory"),
+])
+def test_each_fault_of_the_file_is_named_in_full(tmp_path, cert, text, message):
+    with pytest.raises(WebConfigError) as caught:
+        load_text(tmp_path, cert, text)
+    assert str(caught.value) == f"{tmp_path / 'web.yml'}: {message.format(dir=tmp_path)}"
+
+
+def test_a_missing_file_and_a_missing_bcrypt_are_named(tmp_path, cert, monkeypatch):
+    missing = tmp_path / "nowhere.yml"
+    with pytest.raises(WebConfigError) as caught:
+        load(missing)
+    assert str(caught.value) == (f"{missing}: cannot read the web config: "
+                                 "No such file or directory")
+    monkeypatch.setitem(sys.modules, "bcrypt", None)  # import bcrypt raises ImportError
+    with pytest.raises(WebConfigError) as caught:
+        load_text(tmp_path, cert, "basic_auth_users:\n  bob: $2b$04$abc\n")
+    assert str(caught.value) == (
+        f"{tmp_path / 'web.yml'}: basic_auth_users needs the bcrypt package: pip install "
+        "'rules-resonance-tracker[web]' (or Debian's python3-bcrypt)")

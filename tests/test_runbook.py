@@ -9,10 +9,8 @@ import os
 import random
 import re
 import shutil
-import socket
 import subprocess
-import sys
-import time
+import threading
 import urllib.error
 import urllib.request
 from datetime import datetime
@@ -22,7 +20,9 @@ from pathlib import Path
 import pytest
 
 from tests.rootdata import T0, sample_rows, ts, write_metrics
+from tracker import runbook
 from tracker.contract import SHORT
+from tracker.options import SettingsError
 from tracker.runbook import main, parser
 from tracker.runbook_data import INTERVAL_COLUMNS, load
 from tracker.runbook_render import GRAFANA_UID
@@ -398,68 +398,105 @@ def test_root_from_environment_and_interrupt(tmp_path, monkeypatch):
     assert main(["--out", str(tmp_path / "o")]) == 130
 
 
-def test_watch_rewrites_when_effects_change(tmp_path):
+def in_steps(monkeypatch, *steps) -> list[float]:
+    """--watch's loop run in this process: each of its sleeps runs the next step instead,
+    and the one after the last step interrupts it. Returns the sleeps asked for."""
+    todo = iter(steps)
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        step = next(todo, None)
+        if step is None:
+            raise KeyboardInterrupt
+        step()
+
+    monkeypatch.setattr(runbook.time, "sleep", sleep)
+    return slept
+
+
+def test_watch_rewrites_when_effects_change_and_only_then(tmp_path, monkeypatch, capsys):
     write_effects(tmp_path, [row(0, rule="first_rule")])
-    out = tmp_path / "out"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    p = subprocess.Popen([sys.executable, "-m", "tracker.runbook", "--root", str(tmp_path),
-                          "--out", str(out), "--watch", "--poll", "0.1",
-                          "--heartbeat", str(tmp_path / "beat")], env=env,
-                         stderr=subprocess.PIPE, text=True)
-    try:
-        md = out / "runbook.md"
-        deadline = time.monotonic() + 30
-        while not (md.exists() and "first\\_rule" in md.read_text()):
-            assert time.monotonic() < deadline and p.poll() is None
-            time.sleep(0.05)
+    out, beat = tmp_path / "out", tmp_path / "beat"
+    md = out / "runbook.md"
+    generated = []
+    real_generate = runbook.generate
+    monkeypatch.setattr(runbook, "generate",
+                        lambda *a: generated.append(1) or real_generate(*a))
+
+    def first():
+        assert "first\\_rule" in md.read_text() and beat.exists()
         write_effects(tmp_path, [row(0, rule="first_rule"), row(60, rule="second_rule")])
-        while "second\\_rule" not in md.read_text():
-            assert time.monotonic() < deadline and p.poll() is None
-            time.sleep(0.05)
+        beat.unlink()
+
+    def second():
+        assert "second\\_rule" in md.read_text() and len(generated) == 2
         assert not list(out.glob(".*.tmp"))  # written by rename, no copy left behind
-        beat = (tmp_path / "beat").stat().st_mtime
-        while (tmp_path / "beat").stat().st_mtime == beat:
-            assert time.monotonic() < deadline and p.poll() is None
-            time.sleep(0.05)
-    finally:
-        p.terminate()
-        p.wait(10)
+        assert beat.exists()  # touched at every check
+        beat.unlink()
+
+    def unchanged():
+        assert len(generated) == 2 and beat.exists()  # no change, nothing written again
+        (tmp_path / "logs" / "rules_effects.csv").write_text("a,b\n1,2\n")
+
+    def broken():
+        assert len(generated) == 3 and "second\\_rule" in md.read_text()  # old page kept
+
+    slept = in_steps(monkeypatch, first, second, unchanged, broken)
+    assert main(["--root", str(tmp_path), "--out", str(out), "--watch", "--poll", "0.25",
+                 "--heartbeat", str(beat)]) == 130
+    assert slept == [0.25] * 5
+    err = capsys.readouterr().err
+    assert err.count("wrote ") == 2 and f"wrote {md} and runbook.html (1 rules, 1 changes)" in err
+    assert "rules_effects.csv:1:" in err  # said, and the loop went on
 
 
-def test_serve_gives_the_current_page_and_nothing_else(tmp_path):
+def test_serve_gives_the_current_page_and_nothing_else(tmp_path, monkeypatch):
     write_effects(tmp_path, [row(0, rule="served_rule")])
-    out = tmp_path / "out"
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    p = subprocess.Popen([sys.executable, "-m", "tracker.runbook", "--root", str(tmp_path),
-                          "--out", str(out), "--watch", "--poll", "0.1",
-                          "--serve", f"127.0.0.1:{port}"], env=env,
-                         stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert time.monotonic() < deadline and p.poll() is None
-            try:
-                with urllib.request.urlopen(base + "/runbook.html", timeout=2) as r:
-                    page = r.read().decode("utf-8")
-                if "served_rule" in page:
-                    break
-            except (urllib.error.URLError, ConnectionError):
-                pass
-            time.sleep(0.1)
+    out = tmp_path / "not" / "yet" / "out"
+    servers = []
+    real_serve = runbook.serve
+    monkeypatch.setattr(runbook, "serve", lambda *a: servers.append(real_serve(*a)) or
+                        servers[-1])
+    threads = set(threading.enumerate())
+
+    def check():
+        (server,) = servers
+        host, port = server.server_address[:2]
+        assert host == "127.0.0.1"
+        (thread,) = set(threading.enumerate()) - threads
+        assert thread.daemon  # an interrupted runbook exits without waiting for it
+        base = f"http://127.0.0.1:{port}"
+        with urllib.request.urlopen(base + "/runbook.html", timeout=5) as r:
+            assert "served_rule" in r.read().decode("utf-8")
         with pytest.raises(urllib.error.HTTPError) as e:
-            urllib.request.urlopen(base + "/", timeout=2)  # no directory listing
+            urllib.request.urlopen(base + "/", timeout=5)  # no directory listing
         assert e.value.code == 404
+
+    in_steps(monkeypatch, check)
+    try:
+        assert main(["--root", str(tmp_path), "--out", str(out), "--watch",
+                     "--serve", "127.0.0.1:0"]) == 130
     finally:
-        p.terminate()
-        p.wait(10)
-    bad = subprocess.run([sys.executable, "-m", "tracker.runbook", "--root", str(tmp_path),
-                          "--out", str(out), "--serve", "8088"], env=env,
-                         capture_output=True, text=True)
-    assert bad.returncode == 2 and "--serve needs --watch" in bad.stderr
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+    assert len(servers) == 1
+
+
+def test_serve_settings(tmp_path, capsys):
+    out = tmp_path / "out"
+    with pytest.raises(SettingsError, match="--serve 'eighty': want PORT or ADDR:PORT"):
+        runbook.serve(out, "eighty")
+    out.mkdir()
+    server = runbook.serve(out, "0")  # into a directory that exists; every address
+    try:
+        assert server.server_address[0] == "0.0.0.0"
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert main(["--root", str(tmp_path), "--out", str(out), "--serve", "8088"]) == 2
+    assert "--serve needs --watch" in capsys.readouterr().err
 
 
 # -------------------------------------------------------------- samples for pictures

@@ -132,12 +132,6 @@ class EventTimes:
         return bisect_right(self.times, hi) - bisect_left(self.times, lo) > 1
 
 
-def effect_record(ev: RuleEvent, buffer: SampleBuffer, s: Settings,
-                  confounded: bool) -> dict[str, str]:
-    """One rules_effects.csv row (as a dict of column name to text)."""
-    return effect_records([ev], buffer, s, [confounded])[0]
-
-
 def effect_records(evs: list[RuleEvent], buffer: SampleBuffer, s: Settings,
                    confounded: list[bool]) -> list[dict[str, str]]:
     """The rows of several events: their intervals are computed in batches."""
