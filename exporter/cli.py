@@ -28,15 +28,15 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--bind", default=os.environ.get("LUMEN_EXPORTER_BIND", "0.0.0.0"),
                    help="address to listen on ($LUMEN_EXPORTER_BIND, default 0.0.0.0)")
-    p.add_argument("--port", type=int, default=None,
+    p.add_argument("--port", type=int,
                    help="port ($LUMEN_EXPORTER_PORT, default 9108)")
     p.add_argument("--recent", type=int, default=50,
                    help="rule changes exposed for annotations (default 50)")
-    p.add_argument("--max-rules", type=int, default=None,
+    p.add_argument("--max-rules", type=int,
                    help="distinct rule names published per per-rule family, the most "
                    f"recently changed ($LUMEN_MAX_RULE_LABELS, default {DEFAULT_MAX_RULES})")
     p.add_argument("--web.config.file", "--web-config-file", dest="web_config",
-                   default=os.environ.get("LUMEN_EXPORTER_WEB_CONFIG") or None,
+                   default=os.environ.get("LUMEN_EXPORTER_WEB_CONFIG"),
                    help="exporter-toolkit web config (YAML) for TLS and basic auth "
                    "($LUMEN_EXPORTER_WEB_CONFIG; default: plain HTTP, no auth)")
     return p

@@ -14,28 +14,6 @@ from tests.test_exporter_edges import effect, write_root
 INTERRUPTED = 130  # SPEC "Commands": Ctrl-C ends the exporter as interrupted
 
 
-class FakeServer:
-    def __init__(self, registry, bind, port, web) -> None:
-        self.registry, self.bind, self.port, self.web = registry, bind, port, web
-        self.closed = False
-
-    def serve_forever(self) -> None:
-        raise KeyboardInterrupt  # Ctrl-C
-
-    def server_close(self) -> None:
-        self.closed = True
-
-
-@pytest.fixture
-def servers(monkeypatch):
-    made: list[FakeServer] = []
-    monkeypatch.setattr(cli, "make_server", lambda *a: made.append(FakeServer(*a)) or made[-1])
-    for name in ("LUMEN_EXPORTER_PORT", "LUMEN_EXPORTER_BIND", "LUMEN_ROOT", "LUMEN_GATEWAY",
-                 "LUMEN_EFFECT_PRE_S", "LUMEN_EFFECT_POST_S", "LUMEN_EFFECT_GUARD_S"):
-        monkeypatch.delenv(name, raising=False)
-    return made
-
-
 def test_serves_the_root_with_its_windows_until_interrupted(tmp_path, servers, capsys):
     assert cli.main(["--root", str(tmp_path), "--bind", "127.0.0.1", "--port", "9999",
                      "--pre", "20", "--post", "10", "--guard", "0.5", "--recent", "0",
@@ -92,8 +70,15 @@ def test_help_names_each_flag_and_its_environment_variable(capsys):
     assert e.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
     assert text.startswith("usage: lumen-exporter ")
-    for flag, said in (("--root", "$LUMEN_ROOT"), ("--bind", "$LUMEN_EXPORTER_BIND"),
-                       ("--port", "$LUMEN_EXPORTER_PORT"), ("--recent", "annotations"),
+    for flag, said in (("--root", "$LUMEN_ROOT"),
+                       ("--bind", "address to listen on ($LUMEN_EXPORTER_BIND, default 0.0.0.0)"),
+                       ("--port", "port ($LUMEN_EXPORTER_PORT, default 9108)"),
+                       ("--recent", "rule changes exposed for annotations (default 50)"),
+                       ("--max-rules", "distinct rule names published per per-rule family, the "
+                        "most recently changed ($LUMEN_MAX_RULE_LABELS, default 300)"),
+                       ("--web.config.file WEB_CONFIG, --web-config-file WEB_CONFIG",
+                        "exporter-toolkit web config (YAML) for TLS and basic auth "
+                        "($LUMEN_EXPORTER_WEB_CONFIG; default: plain HTTP, no auth)"),
                        ("--pre", "$LUMEN_EFFECT_PRE_S"), ("--post", "$LUMEN_EFFECT_POST_S"),
                        ("--guard", "$LUMEN_EFFECT_GUARD_S"), ("--naive-tz", "$LUMEN_NAIVE_TZ")):
         assert flag in text and said in text, flag

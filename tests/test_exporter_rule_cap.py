@@ -65,6 +65,7 @@ def test_the_cap_setting(monkeypatch):
     assert max_rules_setting(None) == 300
     monkeypatch.setenv("LUMEN_MAX_RULE_LABELS", "40")
     assert max_rules_setting(None) == 40 and max_rules_setting(7) == 7
+    assert max_rules_setting(1) == 1  # the least there is
     monkeypatch.setenv("LUMEN_MAX_RULE_LABELS", "lots")
     with pytest.raises(ValueError, match="LUMEN_MAX_RULE_LABELS='lots'"):
         max_rules_setting(None)
@@ -72,3 +73,11 @@ def test_the_cap_setting(monkeypatch):
         max_rules_setting(0)
     monkeypatch.delenv("LUMEN_MAX_RULE_LABELS")
     assert cli.main(["--max-rules", "0", "--port", "0"]) == 2
+
+
+def test_the_command_passes_its_cap_to_the_exporter(tmp_path, servers):
+    many_rules(tmp_path)
+    assert cli.main(["--root", str(tmp_path), "--max-rules", "3", "--port", "0"]) == 130
+    (srv,) = servers
+    assert rules_in(scrape(srv.registry), "lumen_rule_effect_delta") == {
+        rule(k) for k in range(N_RULES - 3, N_RULES)}

@@ -273,3 +273,27 @@ def test_a_missing_file_and_a_missing_bcrypt_are_named(tmp_path, cert, monkeypat
     assert str(caught.value) == (
         f"{tmp_path / 'web.yml'}: basic_auth_users needs the bcrypt package: pip install "
         "'rules-resonance-tracker[web]' (or Debian's python3-bcrypt)")
+
+
+def test_the_command_serves_with_the_web_config_and_says_how(tmp_path, cert, servers,
+                                                              monkeypatch, capsys):
+    crt, key = cert
+    tls = web_config(tmp_path, crt, key)
+    users = tmp_path / "users.yml"
+    users.write_text("\n".join(tls.read_text().splitlines()[3:]) + "\n")  # no TLS
+    assert users.read_text().startswith("basic_auth_users:")
+    plain = tmp_path / "plain.yml"
+    plain.write_text("\n".join(tls.read_text().splitlines()[:3]) + "\n")  # no users
+    for flag, path, said in (("--web.config.file", tls, "https://0.0.0.0:0/metrics, basic auth"),
+                             ("--web-config-file", users, "http://0.0.0.0:0/metrics, basic auth"),
+                             ("--web.config.file", plain, "https://0.0.0.0:0/metrics")):
+        assert cli.main(["--root", str(tmp_path), "--port", "0", flag, str(path)]) == 130
+        assert servers[-1].web.users == load(path).users
+        assert capsys.readouterr().err == f"lumen-exporter: serving {said}\n"
+    # From the environment; an empty value is no web config.
+    monkeypatch.setenv("LUMEN_EXPORTER_WEB_CONFIG", str(plain))
+    assert cli.main(["--root", str(tmp_path), "--port", "0"]) == 130
+    assert servers[-1].web.scheme == "https"
+    monkeypatch.setenv("LUMEN_EXPORTER_WEB_CONFIG", "")
+    assert cli.main(["--root", str(tmp_path), "--port", "0"]) == 130
+    assert servers[-1].web is None
