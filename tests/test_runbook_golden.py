@@ -1,0 +1,78 @@
+"""The whole runbook of a fixed fleet against committed copies (Markdown and HTML).
+
+The runbook is what people read before they change a rule: every sentence, number, link and
+picture in it is output, and a change to any of them should be seen in review. After an
+intended change:
+
+    LUMEN_UPDATE_GOLDEN=1 python3 -m pytest tests/test_runbook_golden.py
+
+and read the diff of tests/golden/runbook.md and runbook.html.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import random
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.rootdata import sample_rows, write_metrics
+from tests.test_runbook import row, run, simulate, write_effects, write_notes
+from tracker.runbook_render import md as md_escape
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def fixed_fleet(root: Path) -> None:
+    """Three gateways holding what the runbook has words for: pooled responses (raising and
+    lowering apart on one), patterns both ways, changes left out of the pooling for each
+    reason, a text-valued rule, notes, awkward names, and one change with samples to draw."""
+    rnd = random.Random(20251023)
+    simulate(root / "gw-a", rnd, 6, 0.8)
+    rows = []
+    for i in range(8):  # raising moves creative_band, lowering does not
+        size = 0.02 if i % 2 else -0.02
+        delta = (0.04 if size > 0 else 0.0) + rnd.gauss(0, 0.002)
+        rows.append(row(600 * i, rule="risk_max", old="0.3", new=repr(0.3 + size),
+                        verdict="good" if size > 0 else "no_change",
+                        d={"creative": (delta, delta - 0.004, delta + 0.004)}))
+    up = ("0.2", "0.3")
+    rows += [row(10000 + 600 * i, rule="loop_rate_hz", old=o, new=n, verdict=v, n=n_,
+                 confounded=c, d={"risk": (0.05, 0.01, 0.09)})
+             for i, (o, n, v, n_, c) in enumerate([
+                 (*up, "warning", 150, False), (*up, "warning", 150, False),
+                 (*up, "warning", 150, False), (*up, "good", 20, False),
+                 (*up, "mixed", 150, True)])]
+    rows += [row(20000 + 600 * i, rule="mode", old="slow", new="fast", verdict="good",
+                 actor="Sena | ops")
+             for i in range(2)]
+    write_effects(root / "gw-b", rows)
+    write_notes(root / "gw-b", rows[:8], [f"note {i}: *why* <b>" for i in range(8)])
+    write_metrics(root / "gw-b", sample_rows(-40, 40, value=lambda t: (
+        1 if t < 0 else 2, 0.5 + t / 100, 2.0, 0.25)))
+    simulate(root / "<gw>", rnd, 4, -0.5)
+
+
+def masked(text: str, root: Path) -> str:
+    for written in {str(root), md_escape(str(root)), html.escape(str(root))}:
+        text = text.replace(written, "<root>")
+    return re.sub(r"Generated \d{4}-\d\d-\d\d \d\d:\d\d UTC", "Generated <now>", text)
+
+
+@pytest.mark.parametrize("name", ["runbook.md", "runbook.html"])
+def test_the_runbook_of_a_fixed_fleet_is_the_committed_one(tmp_path, name):
+    root = tmp_path / "fleet"
+    fixed_fleet(root)
+    md, html = run(root, tmp_path / "out", "--charts-per-rule", "2",
+                   "--grafana-url", "https://grafana.example/g")
+    text = masked(md if name == "runbook.md" else html, root)
+    assert text.count("Generated <now>") == 3 and "<root>" in text
+    golden = GOLDEN / name
+    if os.environ.get("LUMEN_UPDATE_GOLDEN"):
+        golden.write_text(text, encoding="utf-8")
+    assert text == golden.read_text(encoding="utf-8"), (
+        f"{name} changed: if that is intended, run LUMEN_UPDATE_GOLDEN=1 python3 -m pytest "
+        "tests/test_runbook_golden.py and review the diff")
