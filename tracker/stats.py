@@ -98,7 +98,7 @@ def mean_factor(rho: np.ndarray, n: int) -> np.ndarray:
     """n * Var(mean of n AR(1) samples) / Var(one sample), exact for finite n."""
     if n <= 1:
         return np.ones_like(rho)
-    r = np.clip(rho, 1e-12, RHO_MAX)  # rho = 0 (white noise) gives 1 through the limit
+    r = np.minimum(rho, RHO_MAX)
     q = 1.0 - r
     return (1.0 + r) / q - 2.0 * r * (1.0 - r ** n) / (n * q * q)
 
@@ -211,7 +211,7 @@ def _shifts(pre: np.ndarray, post: np.ndarray, plain: Sequence[float],
         p = (m + 1) * use0 + use1
         big_n = (m + 1) * n0 * use0 + n1 * use1
         r = np.where(total > 0, lag / np.where(total > 0, total, 1.0), 0.0)
-        rho = np.clip((big_n * r + p) / (big_n - 3 * p - 1), 0.0, RHO_MAX)
+        rho = np.maximum((big_n * r + p) / (big_n - 3 * p - 1), 0.0)  # capped in mean_factor
     else:
         rho = np.full(k, RHO_PRIOR)
     f0, f1 = mean_factor(rho, n0), mean_factor(rho, n1)
