@@ -9,6 +9,7 @@ import os
 import random
 import re
 import shutil
+import socket
 import subprocess
 import threading
 import urllib.error
@@ -369,13 +370,40 @@ def test_grafana_links_around_each_change(tmp_path, monkeypatch):
     assert "rule" in [v["name"] for v in uids_vars["templating"]["list"]]
 
 
-@pytest.mark.parametrize("args", [["--grafana-url", "javascript:alert(1)"],
-                                  ["--grafana-url", "http://x/a b"],
-                                  ["--charts-per-rule", "-1"], ["--naive-tz", "Mars/Base"],
-                                  ["--root", "no/such/dir"]])
-def test_bad_settings_exit_2(tmp_path, args, capsys):
+@pytest.mark.parametrize("args, message", [
+    (["--grafana-url", "javascript:alert(1)"], "Grafana URL 'javascript:alert(1)' must be "
+     "http(s)://host[:port][/path] without spaces, quotes or brackets"),
+    (["--grafana-url", "http://x/a b"], "Grafana URL 'http://x/a b' must be"),
+    (["--charts-per-rule", "-1"], "--charts-per-rule must be 0 or more"),
+    (["--poll", "0", "--watch"], "--poll must be a positive number of seconds"),
+    (["--serve", "8088"], "--serve needs --watch (a page that stays current)"),
+    (["--naive-tz", "Mars/Base"], "Mars/Base"),
+    (["--root", "no/such/dir"], "data root no/such/dir is not a directory (--root, $LUMEN_ROOT)"),
+])
+def test_bad_settings_exit_2(tmp_path, args, message, capsys):
     assert main(["--root", str(tmp_path), "--out", str(tmp_path / "o"), *args]) == 2
-    assert "lumen-runbook:" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("lumen-runbook: error: ") and message in err, err
+
+
+def test_no_pictures_into_a_new_directory_and_what_was_written(tmp_path, capsys):
+    write_effects(tmp_path, [row(0), row(60, rule="risk_max")])
+    out = tmp_path / "new" / "dir"
+    md, html = run(tmp_path, out, "--charts-per-rule", "0")
+    assert "<svg class=\"change\"" not in html and "<svg class=\"response\"" in html
+    assert capsys.readouterr().out == (f"wrote {out / 'runbook.md'} and {out / 'runbook.html'}: "
+                                       "2 rules, 2 changes\n")
+
+
+def test_a_port_taken_exits_1_and_says_where(tmp_path, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["--root", str(tmp_path), "--out", str(tmp_path / "o"), "--watch",
+                     "--serve", f"127.0.0.1:{port}"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"lumen-runbook: error: cannot serve on 127.0.0.1:{port}: [Errno 98]")
 
 
 def test_foreign_effects_file_exits_1(tmp_path, capsys):
@@ -451,7 +479,7 @@ def test_watch_rewrites_when_effects_change_and_only_then(tmp_path, monkeypatch,
     assert "rules_effects.csv:1:" in err  # said, and the loop went on
 
 
-def test_serve_gives_the_current_page_and_nothing_else(tmp_path, monkeypatch):
+def test_serve_gives_the_current_page_and_nothing_else(tmp_path, monkeypatch, capsys):
     write_effects(tmp_path, [row(0, rule="served_rule")])
     out = tmp_path / "not" / "yet" / "out"
     servers = []
@@ -482,6 +510,9 @@ def test_serve_gives_the_current_page_and_nothing_else(tmp_path, monkeypatch):
             server.shutdown()
             server.server_close()
     assert len(servers) == 1
+    port = servers[0].server_address[1]
+    assert f"lumen-runbook: serving {out} on http://127.0.0.1:{port}/runbook.html\n" in (
+        capsys.readouterr().err)
 
 
 def test_serve_settings(tmp_path, capsys):

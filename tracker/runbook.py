@@ -51,7 +51,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--watch", action="store_true",
                    help="keep running: write the runbook again whenever rules_effects.csv "
                    "changes")
-    p.add_argument("--poll", type=float, default=2.0, help="seconds between checks in --watch")
+    p.add_argument("--poll", type=float, default=2.0, help="seconds between checks in --watch (2)")
     p.add_argument("--heartbeat", type=Path,
                    help="file touched at every check in --watch, for health checks")
     p.add_argument("--serve", metavar="[ADDR:]PORT",
