@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import html
 import json
+import math
 import os
 import random
 import re
@@ -829,3 +830,30 @@ def test_the_pictures_per_rule_setting_reaches_every_gateway(tmp_path):
     rb = load_runbook(resolve(str(tmp_path / "fleet"), env={}), 1)
     assert rb.charts_per_rule == 1 and [g.name for g in rb.gateways] == ["a", "b"]
     assert all([c.charted for c in g.rules[0].changes] == [True, False] for g in rb.gateways)
+
+
+def test_window_samples_over_a_long_window_with_dirty_rows(tmp_path):
+    """A window longer than one read, with an infinite and a blank value, a row logged late,
+    a line of bytes that are not UTF-8, and two rows at one instant (kept in file order)."""
+    rows = sample_rows(0, 3000, value=lambda t: (t, 1, 2, 3))
+    rows[5 * 1200] = f"{ts(1200)},inf,1,2,3"
+    rows[5 * 1300] = f"{ts(1300)},,1,2,3"
+    rows[5 * 1600] = f"{ts(1600)},@@,1,2,3"  # made undecodable below
+    late = rows.pop(5 * 1900)  # logged 40 s after its time, inside the window's end
+    rows.insert(5 * 1940, late)
+    rows.insert(5 * 1500 + 1, f"{ts(1500)},-1,1,2,3")  # same instant, after, smaller value
+    path = write_metrics(tmp_path, rows)
+    path.write_bytes(path.read_bytes().replace(b",@@,", b",\xff\xfe,"))
+    src = SampleSource(path, TimeParser(parse_zone("+09:00")))
+    t0 = int(T0.timestamp() * 1e6)
+    w = src.window(t0 + 1000_000_000, t0 + 1950_000_000)
+    assert w.times_us == sorted(w.times_us)
+    assert (w.times_us[0], w.times_us[-1]) == (t0 + 1000_000_000, t0 + 1950_000_000)
+    assert len(w.times_us) == 950 * 5 + 1 + 1  # every row, and the second at one instant
+    by_time = dict(zip(w.times_us, w.columns[0]))
+    for seconds in (1200, 1300, 1600):  # inf, blank, not UTF-8: no value, the row kept
+        assert math.isnan(by_time[t0 + seconds * 1_000_000])
+        assert by_time[t0 + seconds * 1_000_000 + 200_000] == seconds + 0.2
+    assert by_time[t0 + 1900_000_000] == 1900.0  # the late row, in its place
+    k = w.times_us.index(t0 + 1500_000_000)
+    assert w.times_us[k + 1] == t0 + 1500_000_000 and w.columns[0][k:k + 2] == [1500.0, -1.0]
