@@ -233,3 +233,85 @@ def test_rows_kept_after_a_drop_are_not_parsed_again_and_keep_what_was_said(path
     assert len(paths.parse) == 1  # the kept rows' values were kept
     assert said == [(6, "entropy_rate 'ERR' is not a number; left out of the means")]
     assert x[0].tolist() == [3.0, 4.0, 5.0, 1.0, 7.0, 8.0, 9.0]
+
+
+# --- windows over the buffer ------------------------------------------------------------
+
+def buffer(*segs) -> segments.SampleBuffer:
+    buf = segments.SampleBuffer()
+    for seg in segs:
+        buf.add(seg)
+    return buf
+
+
+def test_windows_parse_only_the_timestamps_of_each_segments_first_and_last_rows():
+    tp = CountingParser()
+    a = fixed(rows(11), tp=tp)  # rows 0..10
+    b = fixed([row(2000, "-1,-1,-1,-1")] + [row(k * 200) for k in range(11, 31)], tp=tp)
+    tp.n = 0
+    buf = buffer(a, b)
+    x = buf.window(at(1), at(5))  # one segment: found by bisect, no timestamp parsed
+    assert x[0].tolist() == [1.0, 2.0, 3.0, 4.0, 5.0] and tp.n == 0
+    # Two segments that meet on a tie (a's last row and b's first share a time): in order
+    # as they are, told by the first and last rows in the window of each.
+    x = buf.window(at(3), at(20))
+    assert x[0].tolist() == [3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, -1.0] + [1.0] * 10
+    assert tp.n == 4
+
+
+def test_rows_of_a_later_segment_placed_before_go_by_time_in_file_order_on_ties():
+    late = parsed([5.0])
+    early = parsed([5.5])
+    assert [list(v) for v in buffer(early, late).window(T0, T0 + 10_000_000)] == [
+        [5.0, 5.5]] * 4
+    # A segment between them with no row in the window does not hide the disorder.
+    around = parsed([3.0, 7.0])
+    assert [list(v) for v in buffer(early, around, late).window(T0 + 4_000_000,
+                                                                T0 + 6_000_000)] == [
+        [5.0, 5.5]] * 4
+    # The order is told by the last row in the window of the first segment, not its first.
+    first = parsed([1.0, 2.0, 3.0])
+    assert buffer(first, parsed([2.5])).window(T0, T0 + 10_000_000)[0].tolist() == [
+        1.0, 2.0, 2.5, 3.0]
+    # Many ties: rows of the same time keep their file order (a stable sort).
+    a = parsed([1.0] * 8, range(100, 108))
+    b = parsed([0.0] * 8 + [1.0] * 8, range(16))
+    x = buffer(a, b).window(T0, T0 + 1_000_000)
+    assert x[0].tolist() == [*range(8), *range(100, 108), *range(8, 16)]
+
+
+def test_a_window_over_one_clean_block_gives_views_of_the_kept_rows():
+    seg = fixed(rows(10))
+    x = buffer(seg).window(at(2), at(6))
+    assert x[0].tolist() == [2.0, 3.0, 4.0, 5.0, 6.0]
+    assert all(np.shares_memory(v, seg.parsed) for v in x)
+
+
+def test_windows_and_prepares_look_only_into_the_segments_they_overlap(monkeypatch):
+    segs = [parsed([0.0, 1.0]), parsed([2.0, 3.0]), parsed([4.0, 5.0])]
+    looked = []
+    for n, seg in enumerate(segs):
+        monkeypatch.setattr(seg, "span", lambda lo, hi, n=n, f=seg.span: (
+            looked.append(n), f(lo, hi))[1])
+    buf = buffer(*segs)
+    assert buf.window(T0 + 2_000_000, T0 + 3_000_000)[0].tolist() == [2.0, 3.0]
+    buf.prepare(T0 + 2_000_000, T0 + 3_000_000)
+    assert looked == [1, 1]
+
+
+@pytest.mark.parametrize("lo, hi, known", [
+    (at(9), at(12), [9]),  # the window starts exactly on the segment's last row
+    (at(-3), at(0), [0]),  # ends exactly on its first row
+    (at(4), at(6), [4, 5, 6]),  # bounds exactly on rows
+    (at(3.5), at(6.5), [4, 5, 6]),
+])
+def test_prepare_parses_the_rows_of_the_window_only(lo, hi, known):
+    seg = fixed(rows(10))
+    buffer(seg).prepare(lo, hi)
+    assert np.flatnonzero(seg.known).tolist() == known
+
+
+def test_prepare_of_a_window_between_two_rows_allocates_nothing():
+    seg = fixed(rows(10))
+    buffer(seg).prepare(at(3.2), at(3.8))
+    assert seg.parsed is None and seg.known is None
