@@ -315,3 +315,152 @@ def test_prepare_of_a_window_between_two_rows_allocates_nothing():
     seg = fixed(rows(10))
     buffer(seg).prepare(at(3.2), at(3.8))
     assert seg.parsed is None and seg.known is None
+
+
+# --- a chunk's lines into runs and the lines read row by row ----------------------------
+
+EARLIER = "timestamp earlier than the row before; placed by its time"
+DUPLICATE = "duplicate of an earlier row; counted once"
+SHORT = "3 fields, header has 5; row left out"
+
+
+def read(lines, prev=None):
+    """The chunk's segments as (kind, rows) with kind 'fixed' or 'rows', and what was said
+    while reading it (in order)."""
+    said: list = []
+    segs = segments.chunk_segments(list(lines), HEADER, TP,
+                                   lambda idx, why: said.append((idx, why)), prev)
+    kinds = [("fixed" if isinstance(s, segments.FixedSegment) else "rows", len(s))
+             for s in segs]
+    return kinds, said, segs
+
+
+def grid(a: int, b: int) -> list[str]:
+    """Rows a..b-1 of the 200 ms grid."""
+    return [row(k * 200) for k in range(a, b)]
+
+
+SPIKE = row(100_000)  # a row far ahead of its neighbours
+
+
+@pytest.mark.parametrize("lines, kinds, said", [
+    # The chunk's first row is the spike: the run goes on after it.
+    ([SPIKE, *grid(0, 20)], [("rows", 1), ("fixed", 20)], []),
+    # A row after the spike that is earlier than the run before it is not the run's.
+    ([*grid(0, 6), SPIKE, row(500), *grid(6, 16)],
+     [("fixed", 6), ("rows", 2), ("fixed", 10)], [(7, EARLIER)]),
+    # ... nor is one earlier than the run's only row before the spike.
+    ([row(1000), SPIKE, row(500), *grid(6, 16)],
+     [("fixed", 1), ("rows", 2), ("fixed", 10)], [(2, EARLIER)]),
+    # The spike two rows before the end.
+    ([*grid(0, 6), SPIKE, *grid(6, 8)], [("fixed", 6), ("rows", 1), ("fixed", 2)], []),
+    # A repeat of the run's last row after the spike is a duplicate.
+    ([*grid(0, 6), SPIKE, row(1000), *grid(6, 16)],
+     [("fixed", 6), ("rows", 1), ("fixed", 10)], [(7, DUPLICATE)]),
+    # A repeat of the spike after a row: that row is not the run's next one either.
+    ([*grid(0, 6), SPIKE, row(1200), SPIKE, *grid(7, 17)],
+     [("fixed", 6), ("rows", 2), ("fixed", 10)], [(7, EARLIER), (8, DUPLICATE)]),
+])
+def test_a_spike_ahead_costs_the_row_by_row_path_only_its_own_lines(lines, kinds, said):
+    got_kinds, got_said, _ = read(lines)
+    assert (got_kinds, sorted(got_said)) == (kinds, said)
+
+
+def test_a_run_does_not_end_on_a_short_row():
+    lines = [
+        row(1000, "1,2"),  # 0: a run of one short row, then a row out of order
+        row(500),  # 1
+        row(1200),  # 2
+        row(1400, "1,2"),  # 3: the end of a run of two
+        row(700),  # 4
+        row(1600),  # 5
+        row(1800, "1,2"),  # 6: inside a run: its run reads it
+        *grid(10, 14),  # 7-10
+        row(900),  # 11
+        row(3000),  # 12
+        row(3200, "1,2"),  # 13: a short row just before the chunk's last
+        row(3400),  # 14
+        row(3600, "1,2"),  # 15: the chunk's last row, still being written
+    ]
+    kinds, said, segs = read(lines)
+    # The short rows are left out: the pieces read row by row hold only the others.
+    assert kinds == [("rows", 1), ("fixed", 1), ("rows", 1), ("fixed", 6), ("rows", 1),
+                     ("fixed", 3)]
+    assert said == [(0, SHORT), (3, SHORT), (4, EARLIER), (11, EARLIER), (15, SHORT)]
+    # A run's last time says how far the metrics reach.
+    assert [s.last_us for s in segs if isinstance(s, segments.FixedSegment)] == [
+        T0 + 1_200_000, T0 + 2_600_000, T0 + 3_400_000]
+
+
+def test_a_short_row_just_before_the_chunks_last_is_inside_its_run():
+    lines = [*grid(0, 4), row(100), *grid(4, 8), row(1600, "1,2"), row(1800)]
+    kinds, said, _ = read(lines)
+    assert (kinds, said) == ([("fixed", 4), ("rows", 1), ("fixed", 6)], [(4, EARLIER)])
+
+
+def test_an_undecodable_byte_in_a_timestamp_inside_a_sorted_chunk_makes_a_bad_line():
+    lines = rows(10)
+    # Row 5's last digit of milliseconds replaced: the chunk's lines still sort.
+    lines[5] = lines[5][:22] + "\ufffd" + lines[5][23:]
+    kinds, said, segs = read(lines)
+    assert kinds == [("fixed", 5), ("fixed", 4)]
+    assert said == [(5, "invalid ts '2025-10-23T13:10:01.00\ufffd+09:00'; row left out")]
+    # Once a window's first row in a run was this line, and its time could not be read.
+    assert buffer(*segs).window(at(4), at(6))[0].tolist() == [4.0, 6.0]
+    assert buffer(*segs, parsed([1.1])).window(at(5), at(6))[0].tolist() == [1.1, 6.0]
+
+
+def pieces_chunk(units: int, tail: bool) -> list[str]:
+    """Each unit: a run of two rows, a short row (read row by row as the run's end), and a
+    row out of order (2 pieces); then a clean run at the end if `tail`."""
+    lines = []
+    for u in range(units):
+        ms = u * 10_000
+        lines += [row(ms), row(ms + 200), row(ms + 400, "1,2"), row(ms + 100)]
+    if tail:
+        lines += grid(units * 50, units * 50 + 3)
+    return lines
+
+
+def test_a_chunk_of_max_pieces_is_read_as_runs_and_one_more_piece_row_by_row():
+    kinds, _, _ = read(pieces_chunk(segments.MAX_PIECES // 2, tail=False))
+    assert kinds == [("fixed", 2), ("rows", 1)] * (segments.MAX_PIECES // 2)
+    kinds, _, _ = read(pieces_chunk(segments.MAX_PIECES // 2, tail=True))
+    assert kinds == [("rows", 16 * 3 + 3)]
+
+
+@pytest.mark.parametrize("first, second, duplicate", [
+    ("1,2,3,4", "1,2,3,4\r", True),  # a retry with a CRLF ending
+    ("1,2,3,4\r", "1,2,3,4", True),
+    ("1,2,3,4", "1,2,3,4 ", False),  # other bytes
+    ("1,2,3,4 ", "1,2,3,4", False),
+    ("1,2,3,", "1,2,3,X", False),
+    ("1,2,3,X", "1,2,3,", False),
+])
+def test_a_late_row_repeated_in_a_later_piece_is_counted_once(first, second, duplicate):
+    lines = [*grid(0, 4), row(100, first), *grid(4, 8), row(100, second), *grid(8, 12)]
+    kinds, said, _ = read(lines)
+    junk = [(n, "risk_band 'X' is not a number; left out of the means")
+            for n, body in ((4, first), (9, second)) if body.endswith("X")]
+    if duplicate:
+        assert kinds == [("fixed", 4), ("rows", 1), ("fixed", 4), ("fixed", 4)]
+        assert said == [(4, EARLIER), *junk, (9, DUPLICATE)]
+    else:
+        assert kinds == [("fixed", 4), ("rows", 1), ("fixed", 4), ("rows", 1), ("fixed", 4)]
+        assert sorted(said) == sorted([(4, EARLIER), (9, EARLIER), *junk])
+
+
+def test_a_late_row_is_checked_against_the_latest_time_so_far_not_the_last_runs():
+    utc = row(50_000, style="utc_z")  # another layout: read row by row, by its time
+    lines = [*grid(0, 6), SPIKE, *grid(6, 11), utc, *grid(11, 15)]
+    kinds, said, _ = read(lines)
+    assert kinds == [("fixed", 6), ("rows", 1), ("fixed", 5), ("rows", 1), ("fixed", 4)]
+    assert said == [(12, EARLIER)]
+
+
+def test_a_repeat_of_the_last_line_read_before_the_chunk_is_told_by_its_exact_bytes():
+    prev = (T0, row(0, "1,2,3,X"))
+    said: list = []
+    seg = segments.parse_rows([row(0, "1,2,3,"), row(0, "1,2,3,X\r")], HEADER, TP,
+                              lambda idx, why: said.append((idx, why)), prev)
+    assert said == [(1, DUPLICATE)] and seg.keys == [T0]
