@@ -14,6 +14,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.test_segment_cache import HEADER, T0, TP
 from tests.test_tracker_property import fmt_ts
@@ -464,3 +466,18 @@ def test_a_repeat_of_the_last_line_read_before_the_chunk_is_told_by_its_exact_by
     seg = segments.parse_rows([row(0, "1,2,3,"), row(0, "1,2,3,X\r")], HEADER, TP,
                               lambda idx, why: said.append((idx, why)), prev)
     assert said == [(1, DUPLICATE)] and seg.keys == [T0]
+
+
+# Whatever else a row holds (no bracket or quote: those rows are read row by row), the regex
+# leaves JSON of one array per row: the JSON path needs no fallback after it.
+FIELD_CHARS = st.sampled_from([*"0123456789,,,, \t\r.eE+-xX_\x00\x0b\u00a0\u0661\ufffd",
+                               "NaN", "nan", "Infinity", "-inf", "1e400", "9" * 30, "0x1"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(FIELD_CHARS, max_size=20).map("".join), min_size=1, max_size=5))
+def test_the_regex_leaves_one_json_array_per_row(bodies):
+    junk: list = []
+    text = segments._NOT_JSON_NUMBER.sub(lambda m: segments._as_json(m, junk), "],[".join(bodies))
+    table = segments._loads(text)
+    assert table is not None and len(table) == len(bodies)
