@@ -397,6 +397,18 @@ def test_a_short_row_just_before_the_chunks_last_is_inside_its_run():
     assert (kinds, said) == ([("fixed", 4), ("rows", 1), ("fixed", 6)], [(4, EARLIER)])
 
 
+def test_a_clean_chunk_is_one_run_without_a_look_at_each_line(monkeypatch):
+    looked = spy(monkeypatch, segments, "_split")
+    kinds, said, _ = read(rows(50), prev=(at(-1), row(-200)))
+    assert (kinds, said, looked) == ([("fixed", 50)], [], [])
+    # The same chunk with an undecodable byte in a value: the line is read row by row.
+    lines = rows(50)
+    lines[20] = row(4000, "1,2,\ufffd,4")
+    kinds, said, _ = read(lines)
+    assert len(looked) == 1 and kinds == [("fixed", 20), ("rows", 1), ("fixed", 29)]
+    assert said == [(20, "creative_band '\ufffd' is not a number; left out of the means")]
+
+
 def test_an_undecodable_byte_in_a_timestamp_inside_a_sorted_chunk_makes_a_bad_line():
     lines = rows(10)
     # Row 5's last digit of milliseconds replaced: the chunk's lines still sort.
