@@ -17,9 +17,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.rootdata import sample_rows, write_metrics
 from tests.test_segment_cache import HEADER, T0, TP
 from tests.test_tracker_property import fmt_ts
 from tracker import segments
+from tracker.samples import SampleSource
 from tracker.timeparse import FixedFormat
 
 STEP = 200_000  # us between rows
@@ -490,3 +492,16 @@ def test_the_regex_leaves_one_json_array_per_row(bodies):
     text = segments._NOT_JSON_NUMBER.sub(lambda m: segments._as_json(m, junk), "],[".join(bodies))
     table = segments._loads(text)
     assert table is not None and len(table) == len(bodies)
+
+
+def test_a_picture_window_over_a_timestamp_with_an_undecodable_byte_leaves_that_row_out(
+        tmp_path):
+    """Once the whole chunk was one run, and the picture's window could not read the row's
+    time (ValueError)."""
+    path = write_metrics(tmp_path, sample_rows(0, 10))
+    data = path.read_bytes()
+    good = sample_rows(0, 10)[25].encode()  # the row at 5 s
+    path.write_bytes(data.replace(good, good[:22] + b"\xff" + good[23:]))
+    window = SampleSource(path, TP).window(T0 + 4_000_000, T0 + 6_000_000)
+    assert window.times_us == [T0 + k * 200_000 for k in (20, 21, 22, 23, 24, 26, 27, 28, 29,
+                                                          30)]
