@@ -10,6 +10,7 @@ from datetime import timedelta, timezone
 
 import pytest
 
+from tracker import history
 from tracker.history import HistoryReader, parse_line, value_text
 from tracker.report import Reporter
 from tracker.timeparse import TimeParser
@@ -174,3 +175,45 @@ def test_a_new_file_starting_with_an_empty_line_after_an_unterminated_one(reader
     got = reader.read_new()
     assert rules(got) == ["b"] and got[0].line == 3
     assert f"{reader.path}:2: malformed JSON" in reader.said.getvalue()
+
+
+# --- every message a history line can get, in full ---------------------------------------------
+GOOD = '"ts": "2025-10-23T13:10:00+09:00", "actor": "Lubit", "rule": "r", "old": 1, "new": 2'
+
+
+@pytest.mark.parametrize("raw, message", [
+    # An integer too long for Python to read (over 4300 digits).
+    ('{"ts": "2025-10-23T13:10:00+09:00", "rule": "r", "n": ' + "1" * 5000 + "}",
+     "unreadable JSON (Exceeds the limit (4300 digits) for integer string conversion"),
+    ("[" * 100_000 + "]" * 100_000, "JSON nested too deep to read; line skipped"),
+    ("[1, 2]", "not a JSON object; line skipped"),
+    ('{"actor": "a", "rule": "r"}', "missing ts; line skipped"),
+    ('{"ts": "yesterday", "rule": "r"}', "invalid ts 'yesterday' (want ISO 8601 with offset); "
+     "line skipped"),
+    ('{"ts": "2025-10-23T13:10:00+09:00", "actor": "a"}', "missing rule; line skipped"),
+    ("{" + GOOD.replace('"actor": "Lubit", ', "") + "}",
+     "missing actor; kept with an empty actor"),
+    ("{" + GOOD.replace('"old": 1', '"old": [1]') + "}",
+     "old not a number or string; kept with an empty old"),
+    ("{" + GOOD.replace(', "new": 2', "") + "}", "new missing; kept with an empty new"),
+    ("{" + GOOD.replace('"Lubit"', '"Lu\\rbit"') + "}",
+     "text with a lone surrogate or a carriage return; kept with U+FFFD and a newline in "
+     "their place"),
+    ("{" + GOOD.replace('"Lubit"', '"Lu\\ud800bit"') + "}",
+     "text with a lone surrogate or a carriage return; kept with U+FFFD and a newline in "
+     "their place"),
+])
+def test_each_bad_line_is_said_with_its_file_line_and_reason(raw, message):
+    out = io.StringIO()
+    parse_line(raw.encode("utf-8"), "controls/rules_history.jsonl", 7, TimeParser(KST),
+               Reporter(out))
+    said = out.getvalue()
+    assert said.startswith(f"controls/rules_history.jsonl:7: {message}"), said
+
+
+@pytest.mark.parametrize("text, kept", [
+    ("plain", "plain"), ("a\r\nb", "a\nb"), ("a\rb", "a\nb"), ("a\r\rb", "a\n\nb"),
+    ("\ud800x\udfff", "\ufffdx\ufffd"), ("é\ud83d", "é\ufffd"), ("😀", "😀"),
+])
+def test_text_is_made_writable_the_same_way_every_time(text, kept):
+    assert history._writable(text) == kept
