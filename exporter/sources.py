@@ -78,7 +78,7 @@ class Activation:
         self.health.readable = True
         gateway = doc.get("gateway") if isinstance(doc, dict) else None
         raw = gateway.get("status") if isinstance(gateway, dict) else None
-        status = str(raw).strip().lower() if raw is not None else ""
+        status = str(raw).strip().lower()  # None, a number, a list: no state
         if status in STATES:
             self.status = STATES.index(status)
         else:

@@ -290,3 +290,51 @@ def test_effects_written_by_the_tracker_are_seen(tmp_path, columns):
     track(tmp_path)
     m = scrape(build(str(tmp_path)))
     assert one(m, "lumen_rule_effect_delta", rule="creative_min", metric="phase_diff") == 31
+
+
+def test_activation_up_to_its_size_limit_and_not_a_byte_more(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sources, "MAX_YAML_BYTES", 4096)
+    p = tmp_path / "gateway_activation.yaml"
+    text = "gateway:\n  status: locked\n"
+    p.write_text(text + "#" * (4096 - len(text) - 1) + "\n")
+    assert p.stat().st_size == 4096
+    a = sources.Activation(p)
+    a.refresh()
+    assert (a.status, a.health.readable, a.health.errors) == (4, True, 0)
+    p.write_text(text + "#" * (4096 - len(text)) + "\n")
+    a.refresh()
+    assert (a.status, a.health.readable, a.health.errors) == (None, False, 1)
+    assert capsys.readouterr().err == (f"lumen-exporter: warning: {p}: cannot read: larger "
+                                       "than 4 KiB; not an activation file\n")
+
+
+@pytest.mark.parametrize("status", ["", "null", "[locked]", "4", "{a: 1}"])
+def test_activation_without_a_known_state_is_unknown_and_counted(tmp_path, status):
+    p = tmp_path / "gateway_activation.yaml"
+    p.write_text(f"gateway:\n  status: {status}\n")
+    a = sources.Activation(p)
+    a.refresh()
+    assert (a.status, a.health.readable, a.health.errors) == (0, True, 1)
+
+
+def test_a_reader_failing_in_an_unforeseen_way_costs_its_file_not_the_scrape(
+        tmp_path, monkeypatch, capsys):
+    write_root(tmp_path, [effect("2025-10-23T13:10:00+09:00", "r", 1.0)])
+    registry = build(str(tmp_path))
+    assert readable(scrape(registry), "gateway_activation.yaml") == 0  # missing: no reason
+    derived = []
+    real = collector_mod.LumenCollector._derive
+    monkeypatch.setattr(collector_mod.LumenCollector, "_derive",
+                        lambda self: derived.append(1) or real(self))
+
+    def broken(self):
+        raise RuntimeError("a bug in a reader")
+
+    monkeypatch.setattr(sources.LatestSample, "refresh", broken)
+    m = scrape(registry)
+    assert readable(m, "metrics.csv") == 0 and errors(m, "metrics.csv") == 1
+    assert one(m, "lumen_rule_effect_delta", rule="r", metric="phase_diff") == 1.0
+    assert len(derived) == 1  # taken as a change: the rest is built again from the files
+    p = tmp_path / "logs" / "metrics.csv"
+    assert capsys.readouterr().err == (
+        f"lumen-exporter: warning: {p}: cannot read: a bug in a reader\n")
