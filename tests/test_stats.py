@@ -250,6 +250,7 @@ def test_no_data_on_a_side_leaves_the_intervals_empty(tmp_path):
     (row,) = effects(tmp_path)
     assert row["d_phase_lo"] == row["d_phase_hi"] == ""
     assert row["verdict"] == "no_data"
+    assert row["n_glitches"] == "0"  # no samples, no glitches
 
 
 def test_an_older_file_keeps_its_header_and_stays_readable(tmp_path):

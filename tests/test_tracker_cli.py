@@ -41,8 +41,10 @@ def test_follow_gets_the_settings_poll_and_heartbeat(tmp_path, monkeypatch):
 def test_missing_inputs_are_said_and_are_not_an_error(tmp_path, capsys):
     assert cli.main(["--root", str(tmp_path)]) == 0
     err = capsys.readouterr().err
-    assert f"{tmp_path / 'controls' / 'rules_history.jsonl'}: not found; no rule changes" in err
-    assert f"{tmp_path / 'logs' / 'metrics.csv'}: not found; effects stay pending" in err
+    assert (f"lumen-rules-effects: {tmp_path / 'controls' / 'rules_history.jsonl'}: not "
+            "found; no rule changes to track yet\n") in err
+    assert (f"lumen-rules-effects: {tmp_path / 'logs' / 'metrics.csv'}: not found; effects "
+            "stay pending until the gateway writes it (wrong --root?)\n") in err
     write_metrics(tmp_path, sample_rows(0, 1))
     write_history(tmp_path, [])
     assert cli.main(["--root", str(tmp_path)]) == 0
