@@ -51,8 +51,10 @@ def fixed_fleet(root: Path) -> None:
              for i in range(2)]
     write_effects(root / "gw-b", rows)
     write_notes(root / "gw-b", rows[:8], [f"note {i}: *why* <b>" for i in range(8)])
-    write_metrics(root / "gw-b", sample_rows(-40, 40, value=lambda t: (
-        1 if t < 0 else 2, 0.5 + t / 100, 2.0, 0.25)))
+    # Samples around risk_max's two newest changes (+3600 s and +4200 s), the pictures
+    # drawn: a step, a drift, a signal with a gap (blank fields), a constant one.
+    write_metrics(root / "gw-b", sample_rows(3550, 4240, value=lambda t: (
+        1 if t < 4200 else 2, 0.5 + t / 1000, "" if 4180 < t < 4190 else (t % 7) / 7, 0.25)))
     simulate(root / "<gw>", rnd, 4, -0.5)
 
 
