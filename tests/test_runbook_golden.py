@@ -1,4 +1,5 @@
-"""The whole runbook of a fixed fleet against committed copies (Markdown and HTML).
+"""The whole runbook of a fixed fleet and of a fixed single gateway against committed
+copies (Markdown and HTML).
 
 The runbook is what people read before they change a rule: every sentence, number, link and
 picture in it is output, and a change to any of them should be seen in review. After an
@@ -6,7 +7,7 @@ intended change:
 
     LUMEN_UPDATE_GOLDEN=1 python3 -m pytest tests/test_runbook_golden.py
 
-and read the diff of tests/golden/runbook.md and runbook.html.
+and read the diff of tests/golden/runbook*.md and runbook*.html.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.rootdata import sample_rows, write_metrics
-from tests.test_runbook import row, run, simulate, write_effects, write_notes
+from tests.test_runbook import V1, row, run, simulate, write_effects, write_notes
 from tracker.runbook_render import md as md_escape
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -56,6 +57,18 @@ def fixed_fleet(root: Path) -> None:
     write_metrics(root / "gw-b", sample_rows(3550, 4240, value=lambda t: (
         1 if t < 4200 else 2, 0.5 + t / 1000, "" if 4180 < t < 4190 else (t % 7) / 7, 0.25)))
     simulate(root / "<gw>", rnd, 4, -0.5)
+    # A gateway whose effects file predates intervals and verdicts.
+    write_effects(root / "gw-old", [row(600 * i, rule="creative_min", old="0.2", new="0.25")
+                                    for i in range(3)], header=V1)
+
+
+def fixed_single(root: Path) -> None:
+    """One gateway: a rule set again to the value it had (twice good: a pattern), and a
+    rule changed once."""
+    rows = [row(600 * i, rule="mode_hz", old="5", new="5", verdict="good") for i in range(3)]
+    rows.append(row(3000, rule="risk_max", old="0.5", new="0.4", verdict="warning",
+                    d={"risk": (-0.05, -0.09, -0.01)}))
+    write_effects(root, rows)
 
 
 def masked(text: str, root: Path) -> str:
@@ -64,15 +77,16 @@ def masked(text: str, root: Path) -> str:
     return re.sub(r"Generated \d{4}-\d\d-\d\d \d\d:\d\d UTC", "Generated <now>", text)
 
 
+@pytest.mark.parametrize("layout, gateways", [("fleet", 4), ("single", 1)])
 @pytest.mark.parametrize("name", ["runbook.md", "runbook.html"])
-def test_the_runbook_of_a_fixed_fleet_is_the_committed_one(tmp_path, name):
-    root = tmp_path / "fleet"
-    fixed_fleet(root)
+def test_the_runbook_of_a_fixed_root_is_the_committed_one(tmp_path, name, layout, gateways):
+    root = tmp_path / layout
+    (fixed_fleet if layout == "fleet" else fixed_single)(root)
     md, html = run(root, tmp_path / "out", "--charts-per-rule", "2",
                    "--grafana-url", "https://grafana.example/g")
     text = masked(md if name == "runbook.md" else html, root)
-    assert text.count("Generated <now>") == 3 and "<root>" in text
-    golden = GOLDEN / name
+    assert text.count("Generated <now>") == gateways and "<root>" in text
+    golden = GOLDEN / (name if layout == "fleet" else name.replace(".", "-single."))
     if os.environ.get("LUMEN_UPDATE_GOLDEN"):
         golden.write_text(text, encoding="utf-8")
     assert text == golden.read_text(encoding="utf-8"), (

@@ -151,6 +151,10 @@ def pattern_text(p: Pattern) -> str:
     return f"{what} (e.g. {p.example}): {p.verdict} in {p.k} of {p.n} changes"
 
 
+NO_INTERVALS = "Not pooled: the effects file has no intervals."
+# Set to the value it had (5 -> 5) is numeric but no step to pool per.
+NO_STEP = "Not pooled: no change of this rule moved it from one number to another."
+
 METHOD = (
     "Each Δ is post mean − pre mean with its 95% interval, as the tracker wrote it. A change "
     "is confounded when another change fell within its windows, unreliable when a side "
@@ -249,9 +253,9 @@ def _md_rule(r: RuleSection, gw: Gateway, grafana: str, depth: int = 0) -> list[
     h2, h3 = "#" * (2 + depth), "#" * (3 + depth)
     out = [f"{h2} Rule {md(r.name)}", "", f"{h3} {md(does_heading(r))}", ""]
     if not gw.has_intervals:
-        out += ["Not pooled: the effects file has no intervals.", ""]
+        out += [NO_INTERVALS, ""]
     elif r.step is None:
-        out += ["Not pooled: no change of this rule has numeric old and new values.", ""]
+        out += [NO_STEP, ""]
     else:
         out += ["| signal | changes | response [95% interval] | from |", "|---|---|---|---|"]
         for resp in r.responses:
@@ -388,9 +392,9 @@ def _html_rule(i: int, r: RuleSection, gw: Gateway, grafana: str, depth: int,
     out = [f'<section class="rule" id="{pre}r{i}"><{h2}>Rule {h(r.name)}</{h2}>',
            f"<{h3}>{h(does_heading(r))}</{h3}>"]
     if not gw.has_intervals:
-        out.append("<p>Not pooled: the effects file has no intervals.</p>")
+        out.append(f"<p>{NO_INTERVALS}</p>")
     elif r.step is None:
-        out.append("<p>Not pooled: no change of this rule has numeric old and new values.</p>")
+        out.append(f"<p>{NO_STEP}</p>")
     else:
         rows = []
         for resp in r.responses:
