@@ -28,6 +28,9 @@ done
 
 if [ -n "$retest" ] && [ -d mutants ]; then
     python3 scripts/mutation_score.py --retest-alive ${modules[@]+"${modules[@]}"}
+    # mutmut maps each test to the functions it reaches by the test's name, and maps only
+    # tests with new names again: a test rewritten under its old name keeps its old map.
+    rm -f mutants/mutmut-stats.json
 fi
 # Given a pattern, mutmut runs every mutant it matches again, even those with a verdict:
 # once mutants/ holds results, it is given the names of the mutants not yet run instead.

@@ -475,9 +475,12 @@ def test_watch_rewrites_when_effects_change_and_only_then(tmp_path, monkeypatch,
     assert main(["--root", str(tmp_path), "--out", str(out), "--watch", "--poll", "0.25",
                  "--heartbeat", str(beat)]) == 130
     assert slept == [0.25] * 5
-    err = capsys.readouterr().err
-    assert err.count("wrote ") == 2 and f"wrote {md} and runbook.html (1 rules, 1 changes)" in err
-    assert "rules_effects.csv:1:" in err  # said, and the loop went on
+    err = capsys.readouterr().err.splitlines()
+    assert err[:2] == [f"lumen-runbook: wrote {md} and runbook.html (1 rules, 1 changes)",
+                       f"lumen-runbook: wrote {md} and runbook.html (2 rules, 2 changes)"]
+    effects = tmp_path / "logs" / "rules_effects.csv"
+    assert err[2].startswith(f"lumen-runbook: error: {effects}:1: ")  # and the loop went on
+    assert len(err) == 3
 
 
 def test_serve_gives_the_current_page_and_nothing_else(tmp_path, monkeypatch, capsys):
