@@ -222,3 +222,57 @@ def test_the_variance_factor_is_the_sum_over_lags(n):
     rho = np.array([0.0, 0.3, 0.9, 0.97, RHO_MAX, 0.9999])
     assert stats.mean_factor(rho, n) == pytest.approx([ref_factor(r, n) for r in rho],
                                                       rel=1e-9)
+
+
+def test_hills_approximation_is_as_close_as_published():
+    """t_quantiles (Hill, CACM 396) against the t distribution inverted by bisection: the
+    approximation is worst near 2 degrees of freedom and close to exact from a few on. A
+    wrong coefficient moves it well outside these bounds."""
+    bounds = [(2.0, 3.0, 5e-4), (3.0, 5.0, 2e-5), (5.0, 20.0, 2e-7), (20.0, 2000.0, 1e-9)]
+    for lo, hi, tol in bounds:
+        df = np.round(np.geomspace(lo, hi, 40, endpoint=False), 2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # both branches are computed: never warned about
+            got = stats.t_quantiles(df)
+        exact = np.array([stats._t_quantile_exact(int(round(x * 100))) for x in df])
+        worst = np.max(np.abs(got / exact - 1))
+        assert worst < tol, (lo, hi, worst)
+    # Under 2 the t distribution itself is inverted, with no warning from the unused
+    # branch; NaN degrees of freedom (a window without spread) give the widest: one.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        below = stats.t_quantiles(np.array([1.0, 1.37, 1.99, math.nan]))
+        # Without end, the normal quantile (a huge df divides by zero on the way).
+        endless = stats.t_quantiles(np.array([1e300, math.inf]))
+    assert below.tolist() == [stats._t_quantile_exact(k) for k in (100, 137, 199, 100)]
+    assert endless.tolist() == pytest.approx([-statistics.NormalDist().inv_cdf(0.025)] * 2,
+                                             rel=1e-12)
+
+
+def ref_hill(n: float, p: float = 0.05) -> float:
+    """Hill's algorithm 396 (CACM 13(10), 1970) for the two-sided p critical value of t with
+    n degrees of freedom, one value at a time as published."""
+    a = 1 / (n - 0.5)
+    b = 48 / (a * a)
+    c = ((20700 * a / b - 98) * a - 16) * a + 96.36
+    d = ((94.5 / (b + c) - 3) / b + 1) * math.sqrt(a * math.pi / 2) * n
+    y = (d * p) ** (2 / n)
+    if y > 0.05 + a:
+        x = statistics.NormalDist().inv_cdf(p / 2)
+        y = x * x
+        if n < 5:
+            c += 0.3 * (n - 4.5) * (x + 0.6)
+        c = (((0.05 * d * x - 5) * x - 7) * x - 2) * x + b + c
+        y = (((((0.4 * y + 6.3) * y + 36) * y + 94.5) / c - y - 3) / b + 1) * x
+        y = math.expm1(a * y * y)
+    else:
+        y = (((1 / (((n + 6) / (n * y) - 0.089 * d - 0.822) * (n + 2) * 3) + 0.5 / (n + 4))
+              * y - 1) * (n + 1) / (n + 2) + 1 / y)
+    return math.sqrt(n * y)
+
+
+def test_t_quantiles_are_hills_algorithm():
+    df = np.concatenate([np.round(np.geomspace(2.0, 5000.0, 120), 2),
+                         [4.0, 4.5, 4.99, 5.0, 5.01]])  # the small-df correction's edge
+    got = stats.t_quantiles(df)
+    assert got.tolist() == pytest.approx([ref_hill(x) for x in df], rel=1e-12)
