@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 
 from tests.rootdata import event, sample_rows, write_history, write_metrics
-from tracker import cli, run
+from tracker import cli, options, run
 from tracker.csvformat import MetricsFileError
 
 
@@ -77,3 +78,22 @@ def test_help_names_each_flag_and_its_environment_variable(capsys):
                       ("--poll", "between polls"), ("--heartbeat", "health checks")):
         assert flag in text and env in text, flag
     assert "rules_history.jsonl" in text
+
+
+def test_each_commands_logger_writes_its_own_lines_once(capsys):
+    log = options.logger("lumen-test-logger")
+    assert options.logger("lumen-test-logger") is log and len(log.handlers) == 1
+    assert log.level == logging.INFO and log.propagate is False  # not twice via the root
+    log.info("plain")
+    log.warning("careful")
+    assert capsys.readouterr().err == ("lumen-test-logger: plain\n"
+                                       "lumen-test-logger: warning: careful\n")
+
+
+def test_a_settings_message_holding_a_percent_sign_is_said_as_it_is(capsys):
+    def body(log):
+        raise options.SettingsError("LUMEN_EFFECT_PRE_S='30%' is not a number of seconds")
+
+    assert options.run("lumen-test-percent", body) == 2
+    assert capsys.readouterr().err == ("lumen-test-percent: error: LUMEN_EFFECT_PRE_S='30%' "
+                                       "is not a number of seconds\n")

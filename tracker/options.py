@@ -41,11 +41,11 @@ class SettingsError(ValueError):
     """A flag or LUMEN_* variable with a value that cannot be used (exit 2)."""
 
 
-def settings(args: argparse.Namespace, env: dict[str, str] | None = None) -> Settings:
+def settings(args: argparse.Namespace) -> Settings:
     """Settings from the common flags, then LUMEN_* variables, then defaults."""
     try:
         return resolve(args.root, getattr(args, "pre", None), getattr(args, "post", None),
-                       getattr(args, "guard", None), getattr(args, "naive_tz", None), env)
+                       getattr(args, "guard", None), getattr(args, "naive_tz", None))
     except ValueError as e:
         raise SettingsError(str(e)) from e
 
