@@ -860,3 +860,19 @@ def test_window_samples_over_a_long_window_with_dirty_rows(tmp_path):
     assert by_time[t0 + 1900_000_000] == 1900.0  # the late row, in its place
     k = w.times_us.index(t0 + 1500_000_000)
     assert w.times_us[k + 1] == t0 + 1500_000_000 and w.columns[0][k:k + 2] == [1500.0, -1.0]
+
+
+def test_window_samples_read_in_small_blocks_past_undecodable_lines(tmp_path, monkeypatch):
+    """The read stops at the first whole line dated after the window (plus its margin); a
+    line whose bytes are not UTF-8 at a block's end cannot say its time and reading goes on."""
+    monkeypatch.setattr("tracker.samples.READ_BYTES", 97)  # a probe every line or two
+    rows = sample_rows(0, 300, value=lambda t: (t, 1, 2, 3))
+    for k in range(3, len(rows), 4):
+        rows[k] = rows[k][:5] + "@" + rows[k][6:]  # a month byte, made undecodable below
+    path = write_metrics(tmp_path, rows)
+    path.write_bytes(path.read_bytes().replace(b"@", b"\xff"))
+    src = SampleSource(path, TimeParser(parse_zone("+09:00")))
+    t0 = int(T0.timestamp() * 1e6)
+    w = src.window(t0 + 100_000_000, t0 + 120_000_000)
+    want = [k / 5 for k in range(500, 601) if k % 4 != 3]
+    assert w.columns[0] == want
