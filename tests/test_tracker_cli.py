@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from pathlib import Path
 
 import pytest
@@ -81,13 +82,14 @@ def test_help_names_each_flag_and_its_environment_variable(capsys):
 
 
 def test_each_commands_logger_writes_its_own_lines_once(capsys):
-    log = options.logger("lumen-test-logger")
-    assert options.logger("lumen-test-logger") is log and len(log.handlers) == 1
+    # A name no other test used, in this process or one forked from it (mutmut's workers).
+    name = f"lumen-test-{uuid.uuid4().hex}"
+    log = options.logger(name)
+    assert options.logger(name) is log and len(log.handlers) == 1
     assert log.level == logging.INFO and log.propagate is False  # not twice via the root
     log.info("plain")
     log.warning("careful")
-    assert capsys.readouterr().err == ("lumen-test-logger: plain\n"
-                                       "lumen-test-logger: warning: careful\n")
+    assert capsys.readouterr().err == f"{name}: plain\n{name}: warning: careful\n"
 
 
 def test_a_settings_message_holding_a_percent_sign_is_said_as_it_is(capsys):
