@@ -460,6 +460,7 @@ def test_watch_rewrites_when_effects_change_and_only_then(tmp_path, monkeypatch,
 
     def second():
         assert "second\\_rule" in md.read_text() and len(generated) == 2
+        assert '<svg class="change"' not in (out / "runbook.html").read_text()  # 0 asked
         assert not list(out.glob(".*.tmp"))  # written by rename, no copy left behind
         assert beat.exists()  # touched at every check
         beat.unlink()
@@ -473,7 +474,7 @@ def test_watch_rewrites_when_effects_change_and_only_then(tmp_path, monkeypatch,
 
     slept = in_steps(monkeypatch, first, second, unchanged, broken)
     assert main(["--root", str(tmp_path), "--out", str(out), "--watch", "--poll", "0.25",
-                 "--heartbeat", str(beat)]) == 130
+                 "--heartbeat", str(beat), "--charts-per-rule", "0"]) == 130
     assert slept == [0.25] * 5
     err = capsys.readouterr().err.splitlines()
     assert err[:2] == [f"lumen-runbook: wrote {md} and runbook.html (1 rules, 1 changes)",

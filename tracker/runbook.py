@@ -29,6 +29,7 @@ from tracker.store import EffectsFileError
 PROG = "lumen-runbook"
 DEFAULT_GRAFANA = "http://localhost:3000"
 DEFAULT_CHARTS = 10
+DEFAULT_POLL_S = 2.0
 _URL = re.compile(r"^https?://[^\s<>\"'()\\`]+$")
 
 
@@ -51,7 +52,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--watch", action="store_true",
                    help="keep running: write the runbook again whenever rules_effects.csv "
                    "changes")
-    p.add_argument("--poll", type=float, default=2.0, help="seconds between checks in --watch (2)")
+    p.add_argument("--poll", type=float, default=DEFAULT_POLL_S,
+                   help=f"seconds between checks in --watch ({DEFAULT_POLL_S:g})")
     p.add_argument("--heartbeat", type=Path,
                    help="file touched at every check in --watch, for health checks")
     p.add_argument("--serve", metavar="[ADDR:]PORT",
