@@ -411,7 +411,8 @@ def test_foreign_effects_file_exits_1(tmp_path, capsys):
     (tmp_path / "logs").mkdir()
     (tmp_path / "logs" / "rules_effects.csv").write_text("a,b\n1,2\n")
     assert main(["--root", str(tmp_path), "--out", str(tmp_path / "o")]) == 1
-    assert "rules_effects.csv:1:" in capsys.readouterr().err
+    p = tmp_path / "logs" / "rules_effects.csv"
+    assert capsys.readouterr().err.startswith(f"lumen-runbook: error: {p}:1: ")
 
 
 def test_root_from_environment_and_interrupt(tmp_path, monkeypatch):
