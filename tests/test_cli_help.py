@@ -9,16 +9,12 @@ and read the diff of tests/golden/help-*.txt.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 import exporter.cli
 import tracker.cli
 import tracker.runbook
-
-GOLDEN = Path(__file__).parent / "golden"
+from tests.golden import matches
 
 
 @pytest.mark.parametrize("module", [tracker.cli, exporter.cli, tracker.runbook],
@@ -31,9 +27,4 @@ def test_help_is_the_committed_one(module, monkeypatch, capsys):
     text = capsys.readouterr().out
     prog = module.PROG
     assert text.startswith(f"usage: {prog} ")
-    golden = GOLDEN / f"help-{prog}.txt"
-    if os.environ.get("LUMEN_UPDATE_GOLDEN"):
-        golden.write_text(text, encoding="utf-8")
-    assert text == golden.read_text(encoding="utf-8"), (
-        f"{prog} --help changed: if that is intended, run LUMEN_UPDATE_GOLDEN=1 python3 -m "
-        "pytest tests/test_cli_help.py and review the diff")
+    matches(f"help-{prog}.txt", text)

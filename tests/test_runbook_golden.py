@@ -13,18 +13,16 @@ and read the diff of tests/golden/runbook*.md and runbook*.html.
 from __future__ import annotations
 
 import html
-import os
 import random
 import re
 from pathlib import Path
 
 import pytest
 
+from tests.golden import matches
 from tests.rootdata import sample_rows, write_metrics
 from tests.test_runbook import V1, row, run, simulate, write_effects, write_notes
 from tracker.runbook_render import md as md_escape
-
-GOLDEN = Path(__file__).parent / "golden"
 
 
 def fixed_fleet(root: Path) -> None:
@@ -86,9 +84,4 @@ def test_the_runbook_of_a_fixed_root_is_the_committed_one(tmp_path, name, layout
                    "--grafana-url", "https://grafana.example/g")
     text = masked(md if name == "runbook.md" else html, root)
     assert text.count("Generated <now>") == gateways and "<root>" in text
-    golden = GOLDEN / (name if layout == "fleet" else name.replace(".", "-single."))
-    if os.environ.get("LUMEN_UPDATE_GOLDEN"):
-        golden.write_text(text, encoding="utf-8")
-    assert text == golden.read_text(encoding="utf-8"), (
-        f"{name} changed: if that is intended, run LUMEN_UPDATE_GOLDEN=1 python3 -m pytest "
-        "tests/test_runbook_golden.py and review the diff")
+    matches(name if layout == "fleet" else name.replace(".", "-single."), text)
